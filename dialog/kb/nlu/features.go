@@ -1,0 +1,379 @@
+package nlu
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Feature groups. Each group is TF-IDF weighted and L2-normalised on its own
+// and then mixed with a fixed weight, so that the many character n-grams of a
+// long utterance cannot drown out its few, more telling word n-grams.
+const (
+	groupWord = iota
+	groupChar
+	numGroups
+)
+
+// groupWeight is the share of each group in the final unit-length vector.
+var groupWeight = [numGroups]float64{groupWord: 1.0, groupChar: 0.8}
+
+// Feature kinds: the first byte hashed into a feature key, so that the same
+// string in two roles (a word and a stem, say) yields two features.
+const (
+	kindUnigram byte = iota + 1
+	kindStem
+	kindBigram
+	kindTrigram
+	kindContentBigram
+	kindSkipBigram
+	kindChar
+)
+
+// Placeholder tokens stand for whole classes of surface forms that carry the
+// same intent: amounts and dates ("£20", "3rd") and currency symbols.
+const (
+	tokNumber   = "<num>"
+	tokCurrency = "<cur>"
+	tokBegin    = "<s>"
+	tokEnd      = "</s>"
+)
+
+// stopWords are function words dropped for the content-bigram features; the
+// plain word n-grams keep them because "my card" and "a card" differ in banking.
+var stopWords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`a an the i me my mine we us our you your yours he him his she her it its
+		they them their this that these those is am are was were be been being do does did have has had
+		to of in on at by for with from as and or but if so than then there here what which who whom
+		can could would should will shall may might must just please hi hello hey thanks thank also too very
+		im ive id dont cant wont didnt doesnt isnt arent wasnt ill youre`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// tokenize lowercases text and splits it into word tokens: runs of letters
+// and digits, with apostrophes inside words dropped ("hasn't" → "hasnt").
+// Tokens containing a digit become tokNumber and currency symbols become
+// tokCurrency. The result never contains an empty token.
+func tokenize(text string) []string {
+	toks := make([]string, 0, 16)
+	var b strings.Builder
+	hasDigit := false
+	flush := func() {
+		if b.Len() == 0 {
+			return
+		}
+		if hasDigit {
+			toks = append(toks, tokNumber)
+		} else {
+			toks = append(toks, b.String())
+		}
+		b.Reset()
+		hasDigit = false
+	}
+	for i, r := range text {
+		switch {
+		case unicode.IsLetter(r):
+			b.WriteRune(unicode.ToLower(r))
+		case unicode.IsDigit(r):
+			hasDigit = true
+			b.WriteRune(r)
+		case r == '\'' || r == '\u2019' || r == '`':
+			// Keep "hasn't" in one piece; a leading or trailing quote splits.
+			if b.Len() == 0 || !nextIsLetter(text, i+utf8.RuneLen(r)) {
+				flush()
+			}
+		case r == '$' || r == '£' || r == '€' || r == '¥' || unicode.Is(unicode.Sc, r):
+			flush()
+			toks = append(toks, tokCurrency)
+		default:
+			flush()
+		}
+	}
+	flush()
+	return toks
+}
+
+func nextIsLetter(s string, i int) bool {
+	if i >= len(s) {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return unicode.IsLetter(r)
+}
+
+// stem is a light English suffix stripper (plural, -ing, -ed, -ly and a few
+// derivational endings). It only has to map inflections of one word to one
+// key consistently; it does not have to produce real words.
+func stem(w string) string {
+	if len(w) <= 3 || w[0] == '<' {
+		return w
+	}
+	for _, r := range []struct{ suf, rep string }{
+		{"ational", "ate"}, {"ization", "ize"}, {"fulness", "ful"}, {"iveness", "ive"},
+		{"ments", ""}, {"ment", ""}, {"ies", "y"}, {"sses", "ss"}, {"ied", "y"},
+	} {
+		if strings.HasSuffix(w, r.suf) && len(w)-len(r.suf)+len(r.rep) >= 3 {
+			return w[:len(w)-len(r.suf)] + r.rep
+		}
+	}
+	switch {
+	case strings.HasSuffix(w, "ing") && len(w) > 5:
+		return undouble(w[:len(w)-3])
+	case strings.HasSuffix(w, "ed") && len(w) > 4:
+		return undouble(w[:len(w)-2])
+	case strings.HasSuffix(w, "ly") && len(w) > 4:
+		return w[:len(w)-2]
+	case strings.HasSuffix(w, "es") && len(w) > 4 && strings.ContainsRune("sxz", rune(w[len(w)-3])):
+		return w[:len(w)-2]
+	case strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") && !strings.HasSuffix(w, "us") && len(w) > 3:
+		return w[:len(w)-1]
+	}
+	return w
+}
+
+// undouble maps "stopp" (from "stopping") to "stop" and drops a final "e"
+// difference by removing it, so "charg(e)" and "charg(ing)" meet.
+func undouble(w string) string {
+	n := len(w)
+	if n >= 3 && w[n-1] == w[n-2] && !strings.ContainsRune("aeiouls", rune(w[n-1])) {
+		return w[:n-1]
+	}
+	return w
+}
+
+// stemKey is stem plus removal of a final "e", used for the stem features so
+// that "charge", "charged" and "charging" share one key.
+func stemKey(w string) string {
+	s := stem(w)
+	if len(s) > 3 && s[len(s)-1] == 'e' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// hasher is FNV-1a over 64 bits, fed incrementally so n-gram keys never need
+// to be built as strings.
+type hasher uint64
+
+const (
+	fnvOffset hasher = 14695981039346656037
+	fnvPrime  hasher = 1099511628211
+)
+
+func newHasher(kind byte) hasher { return (fnvOffset ^ hasher(kind)) * fnvPrime }
+
+func (h hasher) str(s string) hasher {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ hasher(s[i])) * fnvPrime
+	}
+	return h
+}
+
+func (h hasher) sep() hasher { return (h ^ 0x1f) * fnvPrime }
+
+// rawFeature is one occurrence of a hashed feature in an utterance.
+type rawFeature struct {
+	key   uint64
+	group uint8
+}
+
+// extract lists the hashed feature occurrences of text, unsorted and with
+// repeats (the counts are the term frequencies).
+func extract(text string) []rawFeature {
+	toks := tokenize(text)
+	out := make([]rawFeature, 0, 24*len(toks)+8)
+	add := func(h hasher, g uint8) { out = append(out, rawFeature{uint64(h), g}) }
+
+	stems := make([]string, len(toks))
+	content := make([]string, 0, len(toks))
+	for i, t := range toks {
+		stems[i] = stemKey(t)
+		add(newHasher(kindUnigram).str(t), groupWord)
+		add(newHasher(kindStem).str(stems[i]), groupWord)
+		if !stopWords[t] {
+			content = append(content, stems[i])
+		}
+	}
+	// Word bigrams and trigrams with sentence boundaries, over stems so that
+	// inflection does not split the evidence.
+	padded := make([]string, 0, len(toks)+2)
+	padded = append(padded, tokBegin)
+	padded = append(padded, stems...)
+	padded = append(padded, tokEnd)
+	for i := 0; i+1 < len(padded); i++ {
+		add(newHasher(kindBigram).str(padded[i]).sep().str(padded[i+1]), groupWord)
+		if i+2 < len(padded) {
+			add(newHasher(kindTrigram).str(padded[i]).sep().str(padded[i+1]).sep().str(padded[i+2]), groupWord)
+		}
+	}
+	// Content-word bigrams and skip-bigrams bridge the function words that
+	// vary between paraphrases ("top up my card" / "top-up of the card").
+	for i := 0; i+1 < len(content); i++ {
+		add(newHasher(kindContentBigram).str(content[i]).sep().str(content[i+1]), groupWord)
+		if i+2 < len(content) {
+			add(newHasher(kindSkipBigram).str(content[i]).sep().str(content[i+2]), groupWord)
+		}
+	}
+	// Character 2- to 5-grams inside each word padded with spaces: robust to
+	// typos and unseen inflections.
+	var buf []byte
+	for _, t := range toks {
+		if t[0] == '<' {
+			continue
+		}
+		buf = append(buf[:0], ' ')
+		buf = append(buf, t...)
+		buf = append(buf, ' ')
+		for n := 2; n <= 5; n++ {
+			if n > len(buf) {
+				break
+			}
+			for i := 0; i+n <= len(buf); i++ {
+				if n == 2 && i == 0 && len(buf) == 3 {
+					continue
+				}
+				h := newHasher(kindChar)
+				for _, c := range buf[i : i+n] {
+					h = (h ^ hasher(c)) * fnvPrime
+				}
+				add(h, groupChar)
+			}
+		}
+	}
+	return out
+}
+
+// termCount is a distinct feature of one utterance and its count.
+type termCount struct {
+	key   uint64
+	group uint8
+	count int
+}
+
+// countTerms sorts and merges the occurrences returned by extract.
+func countTerms(raw []rawFeature) []termCount {
+	slices.SortFunc(raw, func(a, b rawFeature) int {
+		switch {
+		case a.key < b.key:
+			return -1
+		case a.key > b.key:
+			return 1
+		}
+		return 0
+	})
+	out := make([]termCount, 0, len(raw))
+	for _, f := range raw {
+		if n := len(out); n > 0 && out[n-1].key == f.key {
+			out[n-1].count++
+			continue
+		}
+		out = append(out, termCount{f.key, f.group, 1})
+	}
+	return out
+}
+
+// sparse is a sparse feature vector with strictly increasing indices.
+type sparse struct {
+	idx []int32
+	val []float32
+}
+
+// vocabulary maps hashed features seen in training to dense indices and
+// holds their inverse document frequencies.
+type vocabulary struct {
+	index map[uint64]int32
+	idf   []float32
+	group []uint8
+}
+
+// buildVocabulary keeps the features that occur in at least minDF[group]
+// training utterances.
+func buildVocabulary(docs [][]termCount, minDF [numGroups]int) *vocabulary {
+	df := map[uint64]int{}
+	grp := map[uint64]uint8{}
+	for _, d := range docs {
+		for _, t := range d {
+			df[t.key]++
+			grp[t.key] = t.group
+		}
+	}
+	keys := make([]uint64, 0, len(df))
+	for k, n := range df {
+		if n >= minDF[grp[k]] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys) // deterministic index order
+	v := &vocabulary{index: make(map[uint64]int32, len(keys)), idf: make([]float32, len(keys)), group: make([]uint8, len(keys))}
+	n := float64(len(docs))
+	for i, k := range keys {
+		v.index[k] = int32(i)
+		v.idf[i] = float32(math.Log((1+n)/(1+float64(df[k]))) + 1)
+		v.group[i] = grp[k]
+	}
+	return v
+}
+
+// vectorize turns counted terms into a unit-length TF-IDF vector (sublinear
+// term frequency, per-group L2 normalisation, groups mixed by groupWeight).
+// Terms outside the vocabulary are dropped; known reports how many word
+// features were in the vocabulary.
+func (v *vocabulary) vectorize(terms []termCount) (vec sparse, known int) {
+	vec.idx = make([]int32, 0, len(terms))
+	vec.val = make([]float32, 0, len(terms))
+	var norm [numGroups]float64
+	for _, t := range terms {
+		j, ok := v.index[t.key]
+		if !ok {
+			continue
+		}
+		w := (1 + math.Log(float64(t.count))) * float64(v.idf[j])
+		vec.idx = append(vec.idx, j)
+		vec.val = append(vec.val, float32(w))
+		norm[t.group] += w * w
+		if t.group == groupWord {
+			known++
+		}
+	}
+	var scale [numGroups]float64
+	var total float64
+	for g := range norm {
+		if norm[g] > 0 {
+			total += groupWeight[g] * groupWeight[g]
+		}
+	}
+	for g := range norm {
+		if norm[g] > 0 {
+			scale[g] = groupWeight[g] / math.Sqrt(norm[g]*total)
+		}
+	}
+	for i, j := range vec.idx {
+		vec.val[i] *= float32(scale[v.group[j]])
+	}
+	// Indices must increase for the merge-style dot products; map order
+	// follows hash order, not index order.
+	sortSparse(&vec)
+	return vec, known
+}
+
+func sortSparse(v *sparse) {
+	if slices.IsSorted(v.idx) {
+		return
+	}
+	perm := make([]int, len(v.idx))
+	for i := range perm {
+		perm[i] = i
+	}
+	slices.SortFunc(perm, func(a, b int) int { return int(v.idx[a]) - int(v.idx[b]) })
+	idx := make([]int32, len(perm))
+	val := make([]float32, len(perm))
+	for i, p := range perm {
+		idx[i], val[i] = v.idx[p], v.val[p]
+	}
+	v.idx, v.val = idx, val
+}
