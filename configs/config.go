@@ -1,0 +1,223 @@
+// Package configs holds parley's embedded default configuration and sample
+// knowledge base, and loads the configuration a server runs with: the
+// embedded defaults, then an optional YAML file, then PARLEY_* environment
+// variables.
+package configs
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+//go:embed kb
+var kbFS embed.FS
+
+// KB is the embedded sample knowledge base (the files under configs/kb).
+func KB() fs.FS {
+	sub, err := fs.Sub(kbFS, "kb")
+	if err != nil { // cannot happen: the directory is embedded
+		panic(err)
+	}
+	return sub
+}
+
+// DefaultYAML returns the embedded default configuration file.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// Config is everything a parley server runs with.
+type Config struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+	DataDir   string `yaml:"data_dir"`
+	LogLevel  string `yaml:"log_level"`
+	Store     string `yaml:"store"`
+	Twilio    Twilio `yaml:"twilio"`
+	KB        KBConf `yaml:"kb"`
+	Speech    Speech `yaml:"speech"`
+	Dialog    Dialog `yaml:"dialog"`
+}
+
+// Twilio configures the Twilio wire.
+type Twilio struct {
+	AuthToken  string `yaml:"auth_token"`
+	AccountSID string `yaml:"account_sid"`
+	APIBaseURL string `yaml:"api_base_url"`
+}
+
+// KBConf says where the knowledge base comes from.
+type KBConf struct {
+	Dir        string   `yaml:"dir"`
+	TrainFiles []string `yaml:"train_files"`
+}
+
+// Speech configures the embedded speech engines.
+type Speech struct {
+	MaxDecoders int    `yaml:"max_decoders"`
+	Voice       string `yaml:"voice"`
+}
+
+// Dialog configures turn-taking.
+type Dialog struct {
+	EndSilence       time.Duration `yaml:"end_silence"`
+	DigitsEndSilence time.Duration `yaml:"digits_end_silence"`
+	YesNoEndSilence  time.Duration `yaml:"yesno_end_silence"`
+	NoInputTimeout   time.Duration `yaml:"no_input_timeout"`
+	BargeInMinSpeech time.Duration `yaml:"barge_in_min_speech"`
+	MaxCallDuration  time.Duration `yaml:"max_call_duration"`
+}
+
+// envVars maps each environment variable to the key it overrides.
+var envVars = []struct {
+	name, key string
+	set       func(c *Config, v string) error
+}{
+	{"PARLEY_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"PARLEY_PUBLIC_URL", "public_url", func(c *Config, v string) error { c.PublicURL = v; return nil }},
+	{"PARLEY_DATA_DIR", "data_dir", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"PARLEY_LOG_LEVEL", "log_level", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"PARLEY_STORE", "store", func(c *Config, v string) error { c.Store = v; return nil }},
+	{"PARLEY_TWILIO_AUTH_TOKEN", "twilio.auth_token", func(c *Config, v string) error { c.Twilio.AuthToken = v; return nil }},
+	{"PARLEY_TWILIO_ACCOUNT_SID", "twilio.account_sid", func(c *Config, v string) error { c.Twilio.AccountSID = v; return nil }},
+	{"PARLEY_TWILIO_API_BASE_URL", "twilio.api_base_url", func(c *Config, v string) error { c.Twilio.APIBaseURL = v; return nil }},
+	{"PARLEY_KB_DIR", "kb.dir", func(c *Config, v string) error { c.KB.Dir = v; return nil }},
+	{"PARLEY_STT_MAX_DECODERS", "speech.max_decoders", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Speech.MaxDecoders = n
+		return err
+	}},
+	{"PARLEY_TTS_VOICE", "speech.voice", func(c *Config, v string) error { c.Speech.Voice = v; return nil }},
+}
+
+// Load builds the configuration: embedded defaults, then the YAML file at
+// path (when not empty), then the environment as read by getenv. Any bad
+// value is an error that names its key.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	var c Config
+	if err := decode(defaultYAML, &c); err != nil {
+		return nil, fmt.Errorf("config: embedded default.yaml: %w", err)
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := decode(b, &c); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	for _, e := range envVars {
+		if v := getenv(e.name); v != "" {
+			if err := e.set(&c, v); err != nil {
+				return nil, fmt.Errorf("config: %s (%s=%q): %w", e.key, e.name, v, err)
+			}
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file has no YAML document: nothing to override.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// KeyError is a configuration error tied to one key.
+type KeyError struct {
+	Key    string
+	Value  string
+	Reason string
+}
+
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("config: %s = %q: %s", e.Key, e.Value, e.Reason)
+}
+
+func (c *Config) validate() error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return &KeyError{"listen", c.Listen, "want host:port, e.g. 127.0.0.1:8080"}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return &KeyError{"listen", c.Listen, "port must be a number 0-65535"}
+	}
+	if c.PublicURL == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		c.PublicURL = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return &KeyError{"public_url", c.PublicURL, "want an absolute http(s) URL without a query, e.g. https://example.ngrok.app"}
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.DataDir == "" {
+		return &KeyError{"data_dir", c.DataDir, "must not be empty"}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &KeyError{"log_level", c.LogLevel, "want debug, info, warn or error"}
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		return &KeyError{"store", c.Store, "want empty (SQLite in data_dir) or a postgres:// URL"}
+	}
+	if c.Twilio.AccountSID != "" && !strings.HasPrefix(c.Twilio.AccountSID, "AC") {
+		return &KeyError{"twilio.account_sid", c.Twilio.AccountSID, "an account SID starts with AC"}
+	}
+	if c.Twilio.APIBaseURL != "" {
+		if u, err := url.Parse(c.Twilio.APIBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+			return &KeyError{"twilio.api_base_url", c.Twilio.APIBaseURL, "want an absolute URL"}
+		}
+	}
+	if c.Speech.MaxDecoders < 1 || c.Speech.MaxDecoders > 256 {
+		return &KeyError{"speech.max_decoders", strconv.Itoa(c.Speech.MaxDecoders), "want 1-256"}
+	}
+	switch c.Speech.Voice {
+	case "slt", "kal", "rms", "awb":
+	default:
+		return &KeyError{"speech.voice", c.Speech.Voice, "want slt, kal, rms or awb"}
+	}
+	for _, d := range []struct {
+		key      string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"dialog.end_silence", c.Dialog.EndSilence, 100 * time.Millisecond, 5 * time.Second},
+		{"dialog.digits_end_silence", c.Dialog.DigitsEndSilence, 100 * time.Millisecond, 10 * time.Second},
+		{"dialog.yesno_end_silence", c.Dialog.YesNoEndSilence, 100 * time.Millisecond, 5 * time.Second},
+		{"dialog.no_input_timeout", c.Dialog.NoInputTimeout, time.Second, 2 * time.Minute},
+		{"dialog.barge_in_min_speech", c.Dialog.BargeInMinSpeech, 40 * time.Millisecond, 3 * time.Second},
+		{"dialog.max_call_duration", c.Dialog.MaxCallDuration, time.Minute, 24 * time.Hour},
+	} {
+		if d.v < d.min || d.v > d.max {
+			return &KeyError{d.key, d.v.String(), fmt.Sprintf("want between %v and %v", d.min, d.max)}
+		}
+	}
+	return nil
+}

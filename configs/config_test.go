@@ -1,0 +1,129 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load("", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.PublicURL != "http://127.0.0.1:8080" || c.DataDir != "./data" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.Dialog.EndSilence != 700*time.Millisecond || c.Speech.Voice != "slt" {
+		t.Fatalf("dialog/speech defaults: %+v %+v", c.Dialog, c.Speech)
+	}
+}
+
+func TestLoadFileThenEnv(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(path, []byte("listen: 0.0.0.0:9000\ndialog:\n  end_silence: 900ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, env(map[string]string{
+		"PARLEY_PUBLIC_URL":        "https://abc.example.com/",
+		"PARLEY_TWILIO_AUTH_TOKEN": "tok",
+		"PARLEY_DATA_DIR":          "/var/lib/parley",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "0.0.0.0:9000" || c.Dialog.EndSilence != 900*time.Millisecond {
+		t.Fatalf("file not applied: %+v", c)
+	}
+	if c.PublicURL != "https://abc.example.com" || c.Twilio.AuthToken != "tok" || c.DataDir != "/var/lib/parley" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	// The untouched keys keep their defaults.
+	if c.Dialog.NoInputTimeout != 7*time.Second {
+		t.Fatalf("default lost: %v", c.Dialog.NoInputTimeout)
+	}
+}
+
+func TestPublicURLDefaultsToListen(t *testing.T) {
+	c, err := Load("", env(map[string]string{"PARLEY_LISTEN": "0.0.0.0:7000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "http://127.0.0.1:7000" {
+		t.Fatalf("public url %q", c.PublicURL)
+	}
+}
+
+func TestBadValuesNameTheKey(t *testing.T) {
+	cases := []struct {
+		name string
+		file string
+		env  map[string]string
+		key  string
+	}{
+		{"listen", "", map[string]string{"PARLEY_LISTEN": "nonsense"}, "listen"},
+		{"port", "", map[string]string{"PARLEY_LISTEN": "127.0.0.1:99999"}, "listen"},
+		{"public url scheme", "", map[string]string{"PARLEY_PUBLIC_URL": "ftp://x"}, "public_url"},
+		{"public url query", "", map[string]string{"PARLEY_PUBLIC_URL": "https://x/?a=b"}, "public_url"},
+		{"log level", "", map[string]string{"PARLEY_LOG_LEVEL": "loud"}, "log_level"},
+		{"store", "", map[string]string{"PARLEY_STORE": "mysql://x"}, "store"},
+		{"sid", "", map[string]string{"PARLEY_TWILIO_ACCOUNT_SID": "XX123"}, "twilio.account_sid"},
+		{"decoders not a number", "", map[string]string{"PARLEY_STT_MAX_DECODERS": "many"}, "speech.max_decoders"},
+		{"decoders zero", "", map[string]string{"PARLEY_STT_MAX_DECODERS": "0"}, "speech.max_decoders"},
+		{"voice", "", map[string]string{"PARLEY_TTS_VOICE": "hal"}, "speech.voice"},
+		{"duration range", "dialog:\n  end_silence: 10ms\n", nil, "dialog.end_silence"},
+		{"duration syntax", "dialog:\n  end_silence: soon\n", nil, "end_silence"},
+		{"unknown key", "listne: 1.2.3.4:5\n", nil, "listne"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Load(path, env(tc.env))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("error %q does not name %q", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestEmptyFileKeepsDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte("listen: 127.0.0.1:1\n"))
+	f.Add(DefaultYAML())
+	f.Add([]byte("dialog: {end_silence: 1s}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "f.yaml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, env(nil))
+		if err == nil && (c.Listen == "" || c.PublicURL == "") {
+			t.Fatalf("accepted config without listen/public url: %+v", c)
+		}
+	})
+}
