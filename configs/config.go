@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -141,9 +142,55 @@ func decode(b []byte, c *Config) error {
 	dec.KnownFields(true)
 	// An empty file has no YAML document: nothing to override.
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return nameKeys(b, err)
 	}
 	return nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+): `)
+
+// nameKeys adds the dotted key to each "line N:" of a YAML error, so a bad
+// value is reported by the key an operator knows.
+func nameKeys(src []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(src, &root) != nil {
+		return err
+	}
+	msg := lineRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(lineRE.FindStringSubmatch(m)[1])
+		if key := keyAt(&root, n, ""); key != "" {
+			return fmt.Sprintf("line %d: %s: ", n, key)
+		}
+		return m
+	})
+	return errors.New(msg)
+}
+
+// keyAt finds the dotted path of the mapping key on the given line.
+func keyAt(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAt(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			if k.Line == line {
+				return path
+			}
+			if sub := keyAt(v, line, path); sub != "" {
+				return sub
+			}
+		}
+	}
+	return ""
 }
 
 // KeyError is a configuration error tied to one key.
