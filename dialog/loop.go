@@ -1,0 +1,767 @@
+package dialog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	parley "github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/media"
+)
+
+const (
+	// startWait bounds how long Run waits for the leg's first event (when
+	// its Info becomes valid) before greeting anyway.
+	startWait = 2 * time.Second
+	// markGrace is how long after the playout ran empty a reply counts as
+	// played even if the leg has not echoed its last mark.
+	markGrace = time.Second
+	// backchannelHold is how much longer than BargeInMinSpeech a barge-in
+	// may wait while the partial transcript is only a backchannel.
+	backchannelHold = 700 * time.Millisecond
+	// dtmfEcho is how long after a key press detected speech is taken for
+	// the key's tone rather than the caller's voice.
+	dtmfEcho = 500 * time.Millisecond
+	// maxDigits ends a keypad turn that goes on without '#' or a pause.
+	maxDigits = 32
+	// partialEvery is how many frames apart the partial hypothesis is read.
+	partialEvery = 5
+	// hangupTimeout bounds the leg's Hangup request.
+	hangupTimeout = 5 * time.Second
+)
+
+// utterance is the caller speech segment in progress.
+type utterance struct {
+	stream    TranscribeStream
+	err       error // Start or Write failed; the stream is closed
+	mode      Mode
+	start     time.Time
+	frames    int
+	duringAI  bool // it began while the AI was speaking or thinking
+	bargedIn  bool // it interrupted the AI
+	tainted   bool // it overlaps a key press (the key's tone)
+	nextCheck int  // frame count of the next partial-hypothesis check
+}
+
+// loop is the dialog loop's state; only the goroutine in Session.run touches it.
+type loop struct {
+	s    *Session
+	ctx  context.Context
+	conv Conversation
+	info parley.LegInfo
+
+	ep     *media.Endpointer
+	frame  []int16
+	pre    *preRoll
+	asrRes *media.Resampler
+	asrBuf []int16
+	ttsRes *media.Resampler
+	expect Mode
+
+	inUtt     bool
+	utt       utterance
+	lastVoice time.Time
+
+	digits      []byte
+	digitsStart time.Time
+	lastDigitAt time.Time
+
+	running    bool // a turn goroutine is out
+	turnCancel context.CancelFunc
+	pending    *turnJob // a caller turn waiting for the cancelled turn to return
+	aiNum      int
+	noInputs   int
+	ending     Reason // end the call once the current reply has played
+	closing    bool
+	startedAt  time.Time
+	state      State
+
+	noInput, digitTimer, grace *time.Timer
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func (s *Session) run(ctx context.Context, ownReader bool) (Outcome, error) {
+	if !s.runOnce.CompareAndSwap(false, true) {
+		return Outcome{Reason: ReasonCancelled}, errors.New("dialog: session already ran")
+	}
+	switch {
+	case s.rate <= 0 || media.FrameSamples(s.rate) == 0:
+		return Outcome{Reason: ReasonCancelled}, fmt.Errorf("%w (%d Hz)", errNoRate, s.rate)
+	case s.eng.Transcriber == nil || s.eng.Responder == nil || s.eng.Synthesizer == nil:
+		return Outcome{Reason: ReasonCancelled}, errors.New("dialog: engines missing (transcriber, responder and synthesizer are required)")
+	case s.eng.Transcriber.SampleRate() <= 0 || s.eng.Synthesizer.SampleRate() <= 0:
+		return Outcome{Reason: ReasonCancelled}, errors.New("dialog: engine sample rate must be positive")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Outputs start first and stop last.
+	s.playout = media.NewPlayout(sinkTap{s}, s.rate, media.PlayoutOptions{MaxQueue: s.cfg.MaxQueue + 2*time.Second})
+	s.playout.OnIdle(s.notifyIdle)
+	playCtx, stopPlay := context.WithCancel(context.Background())
+	playDone := make(chan error, 1)
+	go func() { playDone <- s.playout.Run(playCtx) }()
+
+	legCtx, stopLeg := context.WithCancel(ctx)
+	if ownReader {
+		go func() { s.LegDone(s.leg.Run(legCtx, s)) }()
+	}
+
+	l := &loop{
+		s:          s,
+		ctx:        ctx,
+		frame:      make([]int16, media.FrameSamples(s.rate)),
+		noInput:    stoppedTimer(),
+		digitTimer: stoppedTimer(),
+		grace:      stoppedTimer(),
+	}
+	out, err := l.run()
+
+	// Teardown: inputs, then the dialog, then outputs.
+	stopLeg()
+	if ownReader {
+		<-s.legDone
+	}
+	l.stop()
+	stopPlay()
+	if perr := <-playDone; perr != nil && !errors.Is(perr, context.Canceled) {
+		s.logFailure(failPlayout, perr, "dialog: playout failed")
+	}
+	return out, err
+}
+
+func (s *Session) notifyIdle() {
+	select {
+	case s.idleCh <- struct{}{}:
+	default:
+	}
+}
+
+// run is the dialog loop: it waits for the leg, greets, then reacts to
+// audio, keys, marks, turn results and timers until the call ends.
+func (l *loop) run() (Outcome, error) {
+	s := l.s
+	wait := time.NewTimer(startWait)
+	select {
+	case <-s.startCh:
+	case <-wait.C:
+	case <-s.legDone:
+	case <-l.ctx.Done():
+	case <-s.closeCh:
+	}
+	wait.Stop()
+
+	l.info = s.leg.Info()
+	s.log = s.log.With().Str("call_id", l.info.CallID).Logger()
+	l.conv = s.eng.Responder.NewConversation(CallContext{CallID: l.info.CallID, From: l.info.From, To: l.info.To})
+	l.ep = media.NewEndpointer(media.EndpointConfig{Rate: s.rate, EndSilence: s.cfg.EndSilence})
+	l.pre = newPreRoll(int((s.cfg.PreRoll + 200*time.Millisecond).Seconds() * float64(s.rate)))
+	l.asrRes = media.NewResampler(s.rate, s.eng.Transcriber.SampleRate())
+	l.ttsRes = media.NewResampler(s.eng.Synthesizer.SampleRate(), s.rate)
+	l.startedAt = time.Now()
+
+	var maxCall <-chan time.Time
+	if s.cfg.MaxCallDuration > 0 {
+		t := time.NewTimer(s.cfg.MaxCallDuration)
+		defer t.Stop()
+		maxCall = t.C
+	}
+
+	select {
+	case <-s.legDone:
+	case <-l.ctx.Done():
+	case <-s.closeCh:
+	default:
+		l.startTurn(&turnJob{kind: jobGreeting})
+	}
+	for {
+		select {
+		case <-l.ctx.Done():
+			return Outcome{Reason: ReasonCancelled}, nil
+		case <-s.closeCh:
+			return Outcome{Reason: ReasonCancelled}, nil
+		case <-s.legDone:
+			if s.legErr != nil {
+				return Outcome{Reason: ReasonDropped}, fmt.Errorf("dialog: leg: %w", s.legErr)
+			}
+			return Outcome{Reason: ReasonCallerHangup}, nil
+		case <-maxCall:
+			s.log.Info().Dur("max", s.cfg.MaxCallDuration).Msg("dialog: call reached its maximum duration")
+			return l.end(ReasonMaxDuration), nil
+		case <-s.audioCh:
+			for s.in.read(l.frame) {
+				l.onFrame(time.Now())
+			}
+		case d := <-s.dtmfCh:
+			l.onDigit(d, time.Now())
+		case d := <-s.doneCh:
+			l.onTurnDone(d)
+		case <-s.markCh:
+			l.checkSpoken()
+		case <-s.idleCh:
+			l.checkSpoken()
+		case <-l.grace.C:
+			l.checkSpoken()
+		case <-l.noInput.C:
+			l.onNoInput()
+		case <-l.digitTimer.C:
+			l.finishDigits(time.Now())
+		}
+		if l.ending != "" && s.cur == nil && !l.running && l.pending == nil {
+			return l.end(l.ending), nil
+		}
+	}
+}
+
+// end finishes the call for reason, hanging up when the Session decided to.
+func (l *loop) end(reason Reason) Outcome {
+	out := Outcome{Reason: reason}
+	if reason == ReasonHandOff {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangupTimeout)
+	defer cancel()
+	if err := l.s.leg.Hangup(ctx, string(reason)); err != nil {
+		l.s.logFailure(failHangup, err, "dialog: hang up failed")
+	} else {
+		out.HungUp = true
+	}
+	return out
+}
+
+// stop releases what the loop still holds: the turn goroutine, recognizer
+// streams and timers. Unfinished turns are recorded with what was heard.
+func (l *loop) stop() {
+	l.closing = true
+	if l.running {
+		l.turnCancel()
+		l.onTurnDone(<-l.s.doneCh)
+	}
+	l.pending.close()
+	l.pending = nil
+	if l.inUtt {
+		l.inUtt = false
+		if l.utt.stream != nil {
+			_ = l.utt.stream.Close()
+		}
+	}
+	if l.s.cur != nil {
+		l.finishAITurn(time.Now())
+	}
+	l.noInput.Stop()
+	l.digitTimer.Stop()
+	l.grace.Stop()
+	l.setState(StateEnded)
+}
+
+func (l *loop) emit(e Event) {
+	if h := l.s.hooks.OnEvent; h != nil {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		h(e)
+	}
+}
+
+func (l *loop) setState(st State) {
+	if l.state != st {
+		l.state = st
+		l.emit(Event{Kind: EventState, State: st})
+	}
+}
+
+// onFrame runs one 20 ms frame through pre-roll, endpointer and recognizer.
+func (l *loop) onFrame(now time.Time) {
+	f := l.frame
+	l.pre.push(f)
+	ev := l.ep.Push(f)
+	if l.ep.IsSpeechFrame() {
+		l.lastVoice = now
+	}
+	switch ev {
+	case media.EndpointSpeechStart:
+		l.speechStart(now)
+	case media.EndpointSpeechEnd:
+		if l.inUtt {
+			l.feed(f)
+			l.speechEnd(now)
+		}
+	default:
+		if !l.inUtt {
+			return
+		}
+		l.feed(f)
+		l.utt.frames++
+		if time.Duration(l.utt.frames)*media.FrameDuration >= l.s.cfg.MaxUtterance {
+			l.ep.Reset()
+			l.speechEnd(now)
+			return
+		}
+		if l.utt.duringAI && !l.utt.bargedIn {
+			l.considerBargeIn()
+		}
+	}
+}
+
+func (l *loop) speechStart(now time.Time) {
+	s := l.s
+	s.stats.utterances.Add(1)
+	l.noInput.Stop()
+	l.utt = utterance{
+		mode:     l.expect,
+		start:    now.Add(-l.ep.SpeechDuration()),
+		duringAI: s.cur != nil && !s.cur.cleared,
+		tainted:  !l.lastDigitAt.IsZero() && now.Sub(l.lastDigitAt) < dtmfEcho,
+	}
+	l.inUtt = true
+	st, err := s.eng.Transcriber.Start(l.ctx, l.expect)
+	if err != nil {
+		l.utt.err = fmt.Errorf("dialog: start transcription: %w", err)
+		s.stats.asrFailures.Add(1)
+		s.logFailure(failASRStart, err, "dialog: transcriber could not start")
+	} else {
+		l.utt.stream = st
+		l.asrRes.Reset()
+		l.pre.each(l.feed) // the pre-roll already holds the current frame
+	}
+	l.emit(Event{Kind: EventSpeechStart, Time: l.utt.start})
+	if l.utt.duringAI {
+		l.considerBargeIn()
+	}
+}
+
+// feed sends leg audio to the recognizer at its rate.
+func (l *loop) feed(pcm []int16) {
+	u := &l.utt
+	if u.stream == nil {
+		return
+	}
+	l.asrBuf = l.asrRes.Process(l.asrBuf[:0], pcm)
+	if len(l.asrBuf) == 0 {
+		return
+	}
+	if err := u.stream.Write(l.asrBuf); err != nil {
+		_ = u.stream.Close()
+		u.stream = nil
+		u.err = fmt.Errorf("dialog: transcribe: %w", err)
+		l.s.stats.asrFailures.Add(1)
+		l.s.logFailure(failASR, err, "dialog: transcriber failed")
+	}
+}
+
+// considerBargeIn interrupts the AI once the overlapping speech has lasted
+// BargeInMinSpeech, holding off a little while a partial hypothesis shows
+// only a backchannel or nothing at all.
+func (l *loop) considerBargeIn() {
+	u := &l.utt
+	d := l.ep.SpeechDuration()
+	if u.tainted || d < l.s.cfg.BargeInMinSpeech {
+		return
+	}
+	if ps, ok := u.stream.(PartialStream); ok && d < l.s.cfg.BargeInMinSpeech+backchannelHold {
+		if u.frames < u.nextCheck {
+			return
+		}
+		u.nextCheck = u.frames + partialEvery
+		if text, err := ps.Partial(); err == nil && (isBlank(text) || isBackchannel(text, l.expect)) {
+			return
+		}
+	}
+	u.bargedIn = true
+	l.bargeIn("speech")
+}
+
+func (l *loop) speechEnd(now time.Time) {
+	s := l.s
+	l.inUtt = false
+	if l.utt.stream != nil {
+		// feed appends into asrBuf, so flush into a separate slice of it.
+		tail := l.asrRes.Flush(l.asrBuf[len(l.asrBuf):])
+		if len(tail) > 0 && l.utt.stream.Write(tail) != nil {
+			_ = l.utt.stream.Close()
+			l.utt.stream = nil
+			l.utt.err = errors.New("dialog: transcribe: write failed")
+		}
+		l.asrBuf = tail[:0]
+	}
+	u := l.utt
+	l.emit(Event{Kind: EventSpeechEnd, Time: now})
+	job := &turnJob{
+		kind: jobSpeech, stream: u.stream, startErr: u.err, mode: u.mode,
+		start: u.start, end: now, endOfSpeech: l.lastVoice, bargedIn: u.bargedIn,
+	}
+	if job.endOfSpeech.Before(job.start) {
+		job.endOfSpeech = now
+	}
+	if u.tainted {
+		job.close()
+		l.emit(Event{Kind: EventIgnored, Time: now, Text: "dtmf tone"})
+		l.resumeListening()
+		return
+	}
+	if u.duringAI && !u.bargedIn {
+		if cur := s.cur; cur != nil && !cur.cleared {
+			job.close()
+			s.stats.blips.Add(1)
+			l.emit(Event{Kind: EventIgnored, Time: now, Text: "blip"})
+			return
+		}
+		job.ignoreBackchannel = true
+	}
+	l.submit(job)
+}
+
+// bargeIn stops the AI: it cancels the turn goroutine (synthesis and the
+// responder's stream), clears the playout (Twilio "clear") and notes how
+// far the reply had been handed to the leg, all under the lock that orders
+// playout writes, so nothing of this reply is queued after the clear.
+func (l *loop) bargeIn(why string) {
+	s := l.s
+	ai := s.cur
+	if ai == nil || ai.cleared {
+		return
+	}
+	if l.running {
+		l.turnCancel()
+	}
+	s.mu.Lock()
+	ai.cleared = true
+	s.playout.Clear()
+	ai.clearPos = s.playout.Position()
+	s.outPos = ai.clearPos
+	s.mu.Unlock()
+	s.armFirst.Store(false)
+	s.stats.bargeIns.Add(1)
+	l.emit(Event{Kind: EventBargeIn, Text: why})
+	if !l.running {
+		l.finishAITurn(time.Now())
+	}
+}
+
+// submit starts the AI's answer to a caller turn. A new caller turn always
+// interrupts what the AI is saying; when the interrupted turn is still
+// unwinding, the job waits for it.
+func (l *loop) submit(job *turnJob) {
+	if l.ending != "" {
+		job.close()
+		return
+	}
+	if l.s.cur != nil {
+		l.bargeIn("turn")
+	}
+	if l.running {
+		l.pending.close()
+		l.pending = job
+		return
+	}
+	l.startTurn(job)
+}
+
+func (l *loop) startTurn(job *turnJob) {
+	s := l.s
+	l.noInput.Stop()
+	l.grace.Stop()
+	ctx, cancel := context.WithCancel(l.ctx)
+	l.aiNum++
+	ai := &aiTurn{num: l.aiNum, started: time.Now()}
+	s.armFirst.Store(false)
+	s.firstAudio.Store(0)
+	s.mu.Lock()
+	s.cur = ai
+	s.mu.Unlock()
+	l.running = true
+	l.turnCancel = cancel
+	l.setState(StateThinking)
+	go s.runTurn(ctx, l.conv, job, ai, l.ttsRes)
+}
+
+// onTurnDone takes a turn goroutine's report: it records the caller turn
+// and its signals, applies the result and, after a barge-in, tells the
+// conversation what was heard.
+func (l *loop) onTurnDone(d turnDone) {
+	s := l.s
+	l.running = false
+	l.turnCancel()
+	ai := d.ai
+	ai.done = true
+	job := d.job
+	now := time.Now()
+
+	if d.ignored != "" {
+		if d.ignored == "noise" {
+			s.stats.noise.Add(1)
+		} else {
+			s.stats.backchannels.Add(1)
+		}
+		l.emit(Event{Kind: EventIgnored, Text: d.ignored})
+		s.mu.Lock()
+		s.cur = nil
+		s.mu.Unlock()
+		if job.bargedIn && l.pending == nil && !l.closing && l.ending == "" {
+			// The AI stopped for this sound; say so rather than leave dead air.
+			l.startTurn(&turnJob{kind: jobSay, text: s.cfg.NotUnderstood})
+			return
+		}
+		l.next()
+		return
+	}
+
+	if job.kind != jobGreeting && job.kind != jobSay {
+		l.recordCaller(d, now)
+	}
+	if d.responded {
+		res := d.result
+		l.expect = res.Expect
+		l.ep.SetEndSilence(s.cfg.endSilence(res.Expect))
+		if job.kind == jobSilence {
+			l.noInputs++
+			if l.noInputs >= s.cfg.MaxNoInput && l.ending == "" {
+				l.ending = ReasonNoInput
+			}
+		} else {
+			l.noInputs = 0
+		}
+		if res.EndCall && !d.interrupted {
+			l.ending = ReasonAIEnded
+		}
+		if h := s.hooks.OnResult; h != nil && ai.caller != nil && ai.caller.Signals != nil && !l.closing {
+			if h(res, *ai.caller.Signals) == ActionHandOff {
+				l.ending = ReasonHandOff
+			}
+		}
+	}
+	ai.fromConv = d.responded || (job.kind == jobGreeting && d.nluErr == nil)
+	if ai.cleared || l.closing {
+		l.finishAITurn(now)
+		if !l.closing {
+			l.next()
+		}
+		return
+	}
+	if ai.hasAudio {
+		l.setState(StateSpeaking)
+	}
+	l.checkSpoken()
+}
+
+// next starts a waiting caller turn or goes back to listening.
+func (l *loop) next() {
+	if l.closing {
+		return
+	}
+	if job := l.pending; job != nil {
+		l.pending = nil
+		l.startTurn(job)
+		return
+	}
+	l.resumeListening()
+}
+
+// resumeListening arms the no-input timer when nothing is going on.
+func (l *loop) resumeListening() {
+	if l.s.cur != nil || l.running || l.inUtt || len(l.digits) > 0 || l.ending != "" || l.closing {
+		return
+	}
+	l.setState(StateListening)
+	l.noInput.Reset(l.s.cfg.NoInputTimeout)
+}
+
+// recordCaller builds the caller turn and its signals; they are recorded
+// with the AI's reply when that has played, so FirstAudio is known.
+func (l *loop) recordCaller(d turnDone, now time.Time) {
+	s := l.s
+	job := d.job
+	t := &parley.Turn{Speaker: parley.SpeakerCaller, Start: job.start, End: job.end, EndOfSpeech: job.endOfSpeech}
+	sig := &parley.Signals{AITime: now.Sub(l.startedAt)}
+	switch job.kind {
+	case jobSpeech:
+		t.Text = d.transcript.Text
+		sig.ASRConfidence = d.transcript.Confidence
+		if d.asrErr == nil && job.startErr == nil {
+			l.emit(Event{Kind: EventTranscript, Text: t.Text})
+		}
+	case jobDTMF:
+		t.DTMF = job.digits
+		sig.ASRConfidence = 1
+		sig.AskedForHuman = job.digits == "0"
+	case jobSilence:
+		t.Start, t.End, t.EndOfSpeech = now, now, time.Time{}
+	}
+	if d.responded {
+		r := d.result
+		sig.Intent = r.Intent
+		sig.NLUConfidence = r.Confidence
+		sig.OutOfScope = r.OutOfScope
+		sig.AskedForHuman = sig.AskedForHuman || r.WantsHuman
+		sig.HumanOnly = r.HumanOnly || r.Transfer
+		sig.Repeats = r.Repeats
+		sig.Frustration = d.frustration
+	}
+	s.mu.Lock()
+	tts := d.ai.ttsFailed
+	s.mu.Unlock()
+	sig.ProviderFailure = d.asrErr != nil || job.startErr != nil || d.nluErr != nil || tts
+	t.Signals = sig
+	d.ai.caller = t
+}
+
+// checkSpoken ends the AI turn once its reply has played: its last mark
+// was echoed, or the playout has been empty for markGrace (legs that do
+// not echo marks).
+func (l *loop) checkSpoken() {
+	s := l.s
+	ai := s.cur
+	if ai == nil || !ai.done || ai.cleared {
+		return
+	}
+	s.mu.Lock()
+	last := 0
+	for i, sn := range ai.sentences {
+		if sn.mark != "" {
+			last = i + 1
+		}
+	}
+	played := last == 0 || ai.heardUpTo >= last
+	s.mu.Unlock()
+	now := time.Now()
+	switch {
+	case played:
+	case s.playout.Busy():
+		ai.idleAt = time.Time{}
+		l.grace.Reset(markGrace)
+		return
+	case ai.idleAt.IsZero():
+		ai.idleAt = now
+		l.grace.Reset(markGrace)
+		return
+	case now.Sub(ai.idleAt) < markGrace:
+		l.grace.Reset(markGrace - now.Sub(ai.idleAt))
+		return
+	}
+	l.grace.Stop()
+	l.finishAITurn(now)
+	l.next()
+}
+
+// finishAITurn records the caller turn the reply answered and the reply
+// itself with what the caller heard, and after a barge-in tells the
+// conversation.
+func (l *loop) finishAITurn(now time.Time) {
+	s := l.s
+	ai := s.cur
+	if ai == nil || ai.finished {
+		return
+	}
+	ai.finished = true
+	s.mu.Lock()
+	var heard, full string
+	switch {
+	case ai.cleared:
+		heard, full = ai.heard(ai.clearPos, true)
+	case !ai.done || l.closing:
+		heard, full = ai.heard(s.playout.Position(), ai.heardUpTo < len(ai.sentences))
+	default:
+		heard, full = ai.heard(0, false)
+	}
+	hasAudio := ai.hasAudio
+	s.cur = nil
+	s.mu.Unlock()
+
+	first := time.Time{}
+	if ns := s.firstAudio.Load(); ns != 0 && hasAudio {
+		first = time.Unix(0, ns)
+	}
+	if ai.caller != nil {
+		ai.caller.FirstAudio = first
+		l.record(*ai.caller)
+	}
+	if ai.cleared && ai.fromConv && !l.closing {
+		l.conv.Heard(heard)
+	}
+	if full == "" {
+		return
+	}
+	t := parley.Turn{Speaker: parley.SpeakerAI, Text: heard, Start: ai.started, End: now, Interrupted: ai.cleared}
+	if !first.IsZero() {
+		t.Start = first
+	}
+	if heard != full {
+		t.Intended = full
+	}
+	l.record(t)
+}
+
+// record stores a finished turn and hands it to the OnTurn hook.
+func (l *loop) record(t parley.Turn) {
+	s := l.s
+	t.CallID = l.info.CallID
+	s.turnsMu.Lock()
+	t.Seq = len(s.turns) + 1
+	s.turns = append(s.turns, t)
+	s.turnsMu.Unlock()
+	if h := s.hooks.OnTurn; h != nil {
+		h(t)
+	}
+}
+
+// onDigit collects keypad input into one turn; a key also interrupts the AI.
+func (l *loop) onDigit(d byte, now time.Time) {
+	l.lastDigitAt = now
+	l.noInput.Stop()
+	if l.inUtt {
+		l.utt.tainted = true
+	}
+	if cur := l.s.cur; cur != nil && !cur.cleared {
+		l.bargeIn("dtmf")
+	}
+	if d == '#' {
+		if len(l.digits) == 0 {
+			l.digitsStart = now
+			l.digits = append(l.digits, d)
+		}
+		l.finishDigits(now)
+		return
+	}
+	if len(l.digits) == 0 {
+		l.digitsStart = now
+	}
+	l.digits = append(l.digits, d)
+	if len(l.digits) >= maxDigits {
+		l.finishDigits(now)
+		return
+	}
+	l.digitTimer.Reset(l.s.cfg.InterDigitTimeout)
+}
+
+func (l *loop) finishDigits(now time.Time) {
+	l.digitTimer.Stop()
+	if len(l.digits) == 0 {
+		return
+	}
+	job := &turnJob{kind: jobDTMF, digits: string(l.digits), start: l.digitsStart, end: now, endOfSpeech: l.lastDigitAt}
+	l.digits = l.digits[:0]
+	l.emit(Event{Kind: EventTranscript, Digits: job.digits})
+	l.submit(job)
+}
+
+func (l *loop) onNoInput() {
+	if l.s.cur != nil || l.running || l.inUtt || len(l.digits) > 0 || l.ending != "" {
+		return
+	}
+	l.submit(&turnJob{kind: jobSilence})
+}
+
+func isBlank(s string) bool {
+	for _, r := range s {
+		if r != ' ' && r != '\t' && r != '\n' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,671 @@
+package dialog
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	parley "github.com/parley-ai/parley"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// harness wires a Session to fakes and collects what it reports.
+type harness struct {
+	t    *testing.T
+	leg  *fakeLeg
+	tr   *fakeTranscriber
+	syn  *fakeSynth
+	conv *fakeConv
+	sess *Session
+
+	mu     sync.Mutex
+	turns  []parley.Turn
+	events []Event
+}
+
+func newHarness(t *testing.T, cfg Config, leg *fakeLeg, tr *fakeTranscriber, conv *fakeConv) *harness {
+	t.Helper()
+	h := &harness{t: t, leg: leg, tr: tr, syn: newFakeSynth(), conv: conv}
+	if tr.rate == 0 {
+		tr.rate = 16000
+	}
+	if cfg.NoInputTimeout == 0 {
+		cfg.NoInputTimeout = time.Minute // tests that want silence set it
+	}
+	hooks := Hooks{
+		OnTurn: func(tn parley.Turn) {
+			h.mu.Lock()
+			h.turns = append(h.turns, tn)
+			h.mu.Unlock()
+		},
+		OnEvent: func(e Event) {
+			h.mu.Lock()
+			h.events = append(h.events, e)
+			h.mu.Unlock()
+		},
+	}
+	h.sess = NewSession(cfg, leg, Engines{Transcriber: tr, Responder: &fakeResponder{conv: conv}, Synthesizer: h.syn}, hooks, zerolog.Nop())
+	return h
+}
+
+func (h *harness) run() (Outcome, error) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := h.sess.Run(ctx)
+	if ctx.Err() != nil {
+		h.t.Fatalf("session did not end on its own: %v", ctx.Err())
+	}
+	h.leg.mu.Lock()
+	werr := h.leg.waitErr
+	h.leg.mu.Unlock()
+	if werr != nil {
+		h.t.Fatal(werr)
+	}
+	if _, _, _, overlap := h.conv.snapshot(); overlap {
+		h.t.Error("conversation methods ran concurrently")
+	}
+	if open, _, _, _ := h.tr.counts(); open != 0 {
+		h.t.Errorf("%d transcribe streams left open", open)
+	}
+	return out, err
+}
+
+func (h *harness) hooked() []parley.Turn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]parley.Turn(nil), h.turns...)
+}
+
+func (h *harness) count(kind EventKind) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, e := range h.events {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// markEchoed waits for the leg to have echoed mark name.
+func markEchoed(name string) step {
+	return waitFor("mark "+name, func(l *fakeLeg) bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, m := range l.echoed {
+			if m == name {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func speakers(ts []parley.Turn) string {
+	var b []string
+	for _, t := range ts {
+		s := string(t.Speaker) + ":" + t.Text
+		if t.DTMF != "" {
+			s += "#" + t.DTMF
+		}
+		b = append(b, s)
+	}
+	return strings.Join(b, " | ")
+}
+
+func TestGreetingThenQuestionAndAnswer(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Hello, this is parley.", "How can I help?"},
+		replies: []reply{{
+			say:    []string{"We are open nine to five.", "Goodbye."},
+			result: Result{Intent: "hours", Confidence: 0.9, EndCall: true},
+		}},
+		frustration: 0.25,
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "what are your hours", conf: 0.8}}}
+	leg := newFakeLeg(markEchoed("1.2"), speak(600))
+	h := newHarness(t, Config{}, leg, tr, conv)
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonAIEnded || !out.HungUp {
+		t.Fatalf("outcome %+v, %v; want ai_ended with hang-up", out, err)
+	}
+
+	syn := h.syn
+	wantIDs := []int{syn.id("Hello, this is parley."), syn.id("How can I help?"), syn.id("We are open nine to five."), syn.id("Goodbye.")}
+	if got := leg.voiceIDs(); !equalInts(got, wantIDs) {
+		t.Errorf("sentences played %v, want %v", got, wantIDs)
+	}
+	for _, s := range []string{"Hello, this is parley.", "We are open nine to five.", "Goodbye."} {
+		if got, want := leg.samplesOf(syn.id(s)), syn.samples(s); got != want {
+			t.Errorf("%q: %d samples played, want %d", s, got, want)
+		}
+	}
+	marks, _, clears, hangups, hangupAt, outLen := leg.snapshot()
+	if names := markNames(marks); strings.Join(names, ",") != "1.1,1.2,2.1,2.2" {
+		t.Errorf("marks %v", names)
+	}
+	if len(clears) != 0 {
+		t.Errorf("clear sent %d times without a barge-in", len(clears))
+	}
+	if len(hangups) != 1 || hangupAt != outLen {
+		t.Errorf("hang-ups %v at %d of %d samples; want one after all audio", hangups, hangupAt, outLen)
+	}
+
+	inputs, heard, _, _ := conv.snapshot()
+	if len(inputs) != 1 || inputs[0].Kind != InputSpeech || inputs[0].Text != "what are your hours" || inputs[0].Confidence != 0.8 {
+		t.Errorf("inputs %+v", inputs)
+	}
+	if len(heard) != 0 {
+		t.Errorf("Heard called without a barge-in: %q", heard)
+	}
+	if conv.call.CallID != "CAtest" || conv.call.From != "+15550001111" {
+		t.Errorf("call context %+v", conv.call)
+	}
+
+	turns := h.sess.Turns()
+	want := "ai:Hello, this is parley. How can I help? | caller:what are your hours | ai:We are open nine to five. Goodbye."
+	if got := speakers(turns); got != want {
+		t.Fatalf("turns %q\nwant  %q", got, want)
+	}
+	if got := speakers(h.hooked()); got != want {
+		t.Errorf("OnTurn saw %q", got)
+	}
+	c := turns[1]
+	if c.Seq != 2 || c.CallID != "CAtest" {
+		t.Errorf("caller turn seq %d call %q", c.Seq, c.CallID)
+	}
+	if !(c.Start.Before(c.EndOfSpeech) && c.EndOfSpeech.Before(c.End) && c.End.Before(c.FirstAudio)) {
+		t.Errorf("caller turn times out of order: start %v eos %v end %v first audio %v", c.Start, c.EndOfSpeech, c.End, c.FirstAudio)
+	}
+	if c.Latency() <= 0 {
+		t.Errorf("latency %v", c.Latency())
+	}
+	sig := c.Signals
+	if sig == nil || sig.ASRConfidence != 0.8 || sig.NLUConfidence != 0.9 || sig.Intent != "hours" || sig.Frustration != 0.25 || sig.ProviderFailure || sig.AITime <= 0 {
+		t.Errorf("signals %+v", sig)
+	}
+	if a := turns[2]; a.Interrupted || a.Intended != "" || a.Start.Before(c.End) || a.End.Before(a.Start) {
+		t.Errorf("ai turn %+v", a)
+	}
+	// The recognizer got the speech with its pre-roll, at its own rate.
+	_, _, finished, samples := tr.counts()
+	if finished != 1 || len(samples) != 1 || samples[0] < (600+700+200)*16 {
+		t.Errorf("transcriber: %d finished, samples %v; want speech + pre-roll + end silence at 16 kHz", finished, samples)
+	}
+	if n := h.count(EventSpeechStart); n != 1 {
+		t.Errorf("%d speech-start events", n)
+	}
+}
+
+func markNames(ms []markAt) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.name)
+	}
+	return out
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFirstSentencePlaysWhileTheRestIsProduced(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Hi."},
+		gate:     make(chan struct{}),
+		replies: []reply{{
+			say:       []string{"Let me check that for you.", "Your balance is ten dollars."},
+			gateAfter: 1,
+			result:    Result{EndCall: true},
+		}},
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "what is my balance", conf: 0.9}}}
+	var heardFirstWhileGated bool
+	leg := newFakeLeg(markEchoed("1.1"), speak(500),
+		waitFor("first sentence on the line", func(l *fakeLeg) bool {
+			return l.samplesOf(1+1) > 0 // sentence ids: 1 greeting, 2 first reply sentence
+		}),
+		step{do: func(parley.LegHandler) {
+			conv.mu.Lock()
+			heardFirstWhileGated = conv.gated
+			conv.mu.Unlock()
+			close(conv.gate)
+		}},
+	)
+	h := newHarness(t, Config{}, leg, tr, conv)
+	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	if h.syn.id("Let me check that for you.") != 2 {
+		t.Fatal("sentence ids not as the test assumes")
+	}
+	if !heardFirstWhileGated {
+		t.Error("the first sentence reached the leg only after the responder finished")
+	}
+	if got := leg.voiceIDs(); !equalInts(got, []int{1, 2, 3}) {
+		t.Errorf("played %v", got)
+	}
+}
+
+func TestBargeIn(t *testing.T) {
+	long := strings.Repeat("and this part goes on for a while ", 6) + "end."
+	conv := &fakeConv{
+		greeting: []string{"Hi."},
+		gate:     make(chan struct{}), // never opened: the third sentence waits until cancelled
+		replies: []reply{
+			{say: []string{"Sure thing.", long, "Never said."}, gateAfter: 2},
+			{say: []string{"Okay, stopping."}, result: Result{EndCall: true}},
+		},
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "tell me everything", conf: 0.9}, {text: "stop please", conf: 0.9}}}
+	leg := newFakeLeg(markEchoed("1.1"), speak(500),
+		waitFor("the long sentence to be playing", func(l *fakeLeg) bool {
+			return l.samplesOf(3) > 800 // ids: 1 "Hi.", 2 "Sure thing.", 3 long
+		}),
+		speak(900),
+	)
+	leg.markDelay = 3
+	h := newHarness(t, Config{}, leg, tr, conv)
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	_, _, clears, _, _, _ := leg.snapshot()
+	if len(clears) != 1 {
+		t.Fatalf("%d clears, want 1", len(clears))
+	}
+	inputs, heard, cancelled, _ := conv.snapshot()
+	if cancelled != 1 {
+		t.Errorf("%d responder turns cancelled, want 1", cancelled)
+	}
+	if len(heard) != 1 {
+		t.Fatalf("Heard calls %q, want 1", heard)
+	}
+	full := "Sure thing. " + strings.TrimSpace(long)
+	if !strings.HasPrefix(heard[0], "Sure thing. and this") || len(heard[0]) >= len(full) || !strings.HasPrefix(full, heard[0]) {
+		t.Errorf("heard %q; want the first sentence and a prefix of the second", heard[0])
+	}
+	if len(inputs) != 2 || inputs[1].Text != "stop please" {
+		t.Errorf("inputs %+v; the barging speech must be the next turn", inputs)
+	}
+	turns := h.sess.Turns()
+	var ai *parley.Turn
+	for i := range turns {
+		if turns[i].Interrupted {
+			ai = &turns[i]
+		}
+	}
+	if ai == nil || ai.Text != heard[0] || ai.Intended != full || ai.Speaker != parley.SpeakerAI {
+		t.Fatalf("interrupted turn %+v among %q", ai, speakers(turns))
+	}
+	if strings.Contains(speakers(turns), "Never said") {
+		t.Error("a sentence produced after the barge-in was recorded")
+	}
+	// No audio of the cut reply went out after the clear.
+	if n := leg.samplesOf(h.syn.id("Never said.")); n != 0 {
+		t.Errorf("%d samples of an unsaid sentence played", n)
+	}
+	if s := h.sess.Stats(); s.BargeIns != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	if h.count(EventBargeIn) != 1 {
+		t.Error("no barge-in event")
+	}
+}
+
+func TestShortSpeechOverTheAIDoesNotInterrupt(t *testing.T) {
+	greeting := []string{strings.Repeat("please listen to these long options ", 5) + "now."}
+	tests := []struct {
+		name    string
+		speech  int
+		partial string
+		stats   func(Stats) bool
+	}{
+		{name: "blip", speech: 180, stats: func(s Stats) bool { return s.Blips == 1 }},
+		{name: "backchannel partial", speech: 600, partial: "mm hm", stats: func(s Stats) bool { return s.Blips == 1 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := &fakeConv{
+				greeting: greeting,
+				replies:  []reply{{say: []string{"Goodbye."}, result: Result{EndCall: true}}},
+			}
+			tr := &fakeTranscriber{partial: tc.partial, results: []fakeResult{{text: "mm hm"}}}
+			leg := newFakeLeg(
+				waitFor("the greeting to be playing", func(l *fakeLeg) bool { return l.samplesOf(1) > 1600 }),
+				speak(tc.speech),
+			)
+			h := newHarness(t, Config{NoInputTimeout: 200 * time.Millisecond}, leg, tr, conv)
+			out, err := h.run()
+			if err != nil || out.Reason != ReasonAIEnded {
+				t.Fatalf("outcome %+v, %v", out, err)
+			}
+			if _, _, clears, _, _, _ := leg.snapshot(); len(clears) != 0 {
+				t.Errorf("cleared %d times", len(clears))
+			}
+			inputs, heard, _, _ := conv.snapshot()
+			if len(inputs) != 1 || inputs[0].Kind != InputSilence || len(heard) != 0 {
+				t.Errorf("inputs %+v heard %q; want only the no-input turn", inputs, heard)
+			}
+			turns := h.sess.Turns()
+			if len(turns) == 0 || turns[0].Interrupted || turns[0].Text != greeting[0] {
+				t.Errorf("greeting turn %+v", turns)
+			}
+			if s := h.sess.Stats(); !tc.stats(s) || s.BargeIns != 0 {
+				t.Errorf("stats %+v", s)
+			}
+			if _, closed, finished, _ := tr.counts(); closed != 1 || finished != 0 {
+				t.Errorf("streams closed %d finished %d; want the blip's stream abandoned", closed, finished)
+			}
+		})
+	}
+}
+
+func TestKeypadTurns(t *testing.T) {
+	tests := []struct {
+		name      string
+		script    []step
+		want      string
+		human     bool
+		interrupt bool
+	}{
+		{name: "digits and pound", script: []step{markEchoed("1.1"), key('1'), key('2'), pause(100), key('3'), key('#')}, want: "123"},
+		{name: "zero alone asks for a human", script: []step{markEchoed("1.1"), key('0')}, want: "0", human: true},
+		{name: "keys barge in", script: []step{waitFor("greeting playing", func(l *fakeLeg) bool { return l.samplesOf(1) > 800 }), key('4'), key('#')}, want: "4", interrupt: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := &fakeConv{
+				greeting: []string{"Press one for sales or say what you need, we are always happy to help you today."},
+				replies:  []reply{{say: []string{"Thanks."}, result: Result{EndCall: true, WantsHuman: tc.human}}},
+			}
+			leg := newFakeLeg(tc.script...)
+			h := newHarness(t, Config{InterDigitTimeout: 150 * time.Millisecond}, leg, &fakeTranscriber{}, conv)
+			out, err := h.run()
+			if err != nil || out.Reason != ReasonAIEnded {
+				t.Fatalf("outcome %+v, %v", out, err)
+			}
+			inputs, heard, _, _ := conv.snapshot()
+			if len(inputs) != 1 || inputs[0].Kind != InputDTMF || inputs[0].Digits != tc.want {
+				t.Fatalf("inputs %+v, want DTMF %q", inputs, tc.want)
+			}
+			turns := h.sess.Turns()
+			var caller parley.Turn
+			for _, tn := range turns {
+				if tn.Speaker == parley.SpeakerCaller {
+					caller = tn
+				}
+			}
+			if caller.DTMF != tc.want || caller.Signals == nil || caller.Signals.AskedForHuman != tc.human {
+				t.Errorf("caller turn %+v", caller)
+			}
+			_, _, clears, _, _, _ := leg.snapshot()
+			if tc.interrupt != (len(clears) == 1) || tc.interrupt != (len(heard) == 1) || tc.interrupt != turns[0].Interrupted {
+				t.Errorf("interrupt=%v: clears %d heard %q greeting %+v", tc.interrupt, len(clears), heard, turns[0])
+			}
+		})
+	}
+}
+
+func TestSilence(t *testing.T) {
+	tests := []struct {
+		name    string
+		replies []reply
+		reason  Reason
+	}{
+		{
+			name: "reprompt then the conversation's goodbye",
+			replies: []reply{
+				{say: []string{"Are you still there?"}},
+				{say: []string{"Goodbye for now."}, result: Result{EndCall: true}},
+			},
+			reason: ReasonAIEnded,
+		},
+		{
+			name: "the session ends after MaxNoInput even without a goodbye",
+			replies: []reply{
+				{say: []string{"Are you still there?"}},
+				{say: []string{"Hello?"}},
+			},
+			reason: ReasonNoInput,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := &fakeConv{greeting: []string{"Hi."}, replies: tc.replies}
+			leg := newFakeLeg()
+			h := newHarness(t, Config{NoInputTimeout: 150 * time.Millisecond}, leg, &fakeTranscriber{}, conv)
+			out, err := h.run()
+			if err != nil || out.Reason != tc.reason || !out.HungUp {
+				t.Fatalf("outcome %+v, %v; want %s with hang-up", out, err, tc.reason)
+			}
+			inputs, _, _, _ := conv.snapshot()
+			if len(inputs) != 2 || inputs[0].Kind != InputSilence || inputs[1].Kind != InputSilence {
+				t.Fatalf("inputs %+v; want two silences", inputs)
+			}
+			marks, echoed, _, hangups, hangupAt, outLen := leg.snapshot()
+			if len(hangups) != 1 || hangupAt != outLen || len(echoed) != len(marks) {
+				t.Errorf("hang-up %v at %d/%d samples, %d of %d marks echoed: the goodbye must play out first", hangups, hangupAt, outLen, len(echoed), len(marks))
+			}
+			last := tc.replies[1].say[0]
+			if leg.samplesOf(h.syn.id(last)) != h.syn.samples(last) {
+				t.Errorf("the last reply did not play in full")
+			}
+		})
+	}
+}
+
+func TestFailuresNeverLeaveSilence(t *testing.T) {
+	tests := []struct {
+		name     string
+		results  []fakeResult
+		replies  []reply
+		failTTS  string
+		wantSaid string // the fallback sentence the caller hears
+		stats    func(Stats) bool
+	}{
+		{
+			name:     "transcriber error",
+			results:  []fakeResult{{err: errors.New("decoder died")}, {text: "hello", conf: 0.9}},
+			replies:  []reply{{say: []string{"Hello, goodbye."}, result: Result{EndCall: true}}},
+			wantSaid: DefaultNotUnderstood,
+			stats:    func(s Stats) bool { return s.ASRFailures == 1 },
+		},
+		{
+			name:     "transcriber cannot start",
+			results:  []fakeResult{{startErr: errors.New("pool exhausted")}, {text: "hello", conf: 0.9}},
+			replies:  []reply{{say: []string{"Hello, goodbye."}, result: Result{EndCall: true}}},
+			wantSaid: DefaultNotUnderstood,
+			stats:    func(s Stats) bool { return s.ASRFailures == 1 },
+		},
+		{
+			name:     "responder error",
+			results:  []fakeResult{{text: "hello", conf: 0.9}, {text: "hello again", conf: 0.9}},
+			replies:  []reply{{err: errors.New("llm timeout")}, {say: []string{"Hello, goodbye."}, result: Result{EndCall: true}}},
+			wantSaid: DefaultApology,
+			stats:    func(s Stats) bool { return s.NLUFailures == 1 },
+		},
+		{
+			name:     "synthesizer error skips the sentence",
+			results:  []fakeResult{{text: "hello", conf: 0.9}, {text: "hello again", conf: 0.9}},
+			replies:  []reply{{say: []string{"Broken sentence.", "Working sentence."}}, {say: []string{"Hello, goodbye."}, result: Result{EndCall: true}}},
+			failTTS:  "Broken sentence.",
+			wantSaid: "Working sentence.",
+			stats:    func(s Stats) bool { return s.TTSFailures == 1 },
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := &fakeConv{greeting: []string{"Hi."}, replies: tc.replies}
+			tr := &fakeTranscriber{results: tc.results}
+			var h *harness
+			leg := newFakeLeg(markEchoed("1.1"), speak(500),
+				waitFor("the fallback sentence", func(l *fakeLeg) bool { return l.samplesOf(h.syn.id(tc.wantSaid)) > 0 }),
+				markEchoed("2."+lastMarkIndex(tc.failTTS)), speak(500))
+			h = newHarness(t, Config{}, leg, tr, conv)
+			if tc.failTTS != "" {
+				h.syn.fail[tc.failTTS] = true
+			}
+			out, err := h.run()
+			if err != nil || out.Reason != ReasonAIEnded {
+				t.Fatalf("outcome %+v, %v", out, err)
+			}
+			if s := h.sess.Stats(); !tc.stats(s) {
+				t.Errorf("stats %+v", s)
+			}
+			inputs, _, _, _ := conv.snapshot()
+			for _, in := range inputs {
+				if in.Kind == InputSpeech && in.Text == "" {
+					t.Errorf("an empty input reached the conversation: %+v", inputs)
+				}
+			}
+			turns := h.sess.Turns()
+			var first *parley.Turn
+			for i := range turns {
+				if turns[i].Speaker == parley.SpeakerCaller {
+					first = &turns[i]
+					break
+				}
+			}
+			if first == nil || first.Signals == nil || !first.Signals.ProviderFailure {
+				t.Fatalf("first caller turn %+v; want ProviderFailure", first)
+			}
+			if !strings.Contains(speakers(turns), "ai:"+tc.wantSaid) {
+				t.Errorf("turns %q lack the fallback %q", speakers(turns), tc.wantSaid)
+			}
+		})
+	}
+}
+
+// lastMarkIndex is the sentence number of the fallback reply's last mark.
+func lastMarkIndex(failTTS string) string {
+	if failTTS != "" {
+		return "2" // the failed sentence has no mark; the working one is the second
+	}
+	return "1"
+}
+
+func TestNoiseIsNotATurn(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hi."}, replies: []reply{{say: []string{"Bye."}, result: Result{EndCall: true}}}}
+	tr := &fakeTranscriber{results: []fakeResult{{text: ""}, {text: "hello", conf: 0.7}}}
+	leg := newFakeLeg(markEchoed("1.1"), speak(400), pause(1500), speak(400))
+	h := newHarness(t, Config{}, leg, tr, conv)
+	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	inputs, _, _, _ := conv.snapshot()
+	if len(inputs) != 1 || inputs[0].Text != "hello" {
+		t.Errorf("inputs %+v", inputs)
+	}
+	if s := h.sess.Stats(); s.Noise != 1 || s.Utterances != 2 {
+		t.Errorf("stats %+v", s)
+	}
+	if got := speakers(h.sess.Turns()); got != "ai:Hi. | caller:hello | ai:Bye." {
+		t.Errorf("turns %q", got)
+	}
+}
+
+func TestLegEnds(t *testing.T) {
+	tests := []struct {
+		name   string
+		end    step
+		reason Reason
+		err    bool
+	}{
+		{name: "caller hangs up", end: step{hangup: true}, reason: ReasonCallerHangup},
+		{name: "connection drops", end: step{drop: true}, reason: ReasonDropped, err: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conv := &fakeConv{
+				greeting: []string{"Hi."},
+				gate:     make(chan struct{}),
+				replies:  []reply{{say: []string{"One moment.", "Still working."}, gateAfter: 1}},
+			}
+			tr := &fakeTranscriber{results: []fakeResult{{text: "hello", conf: 0.9}}}
+			leg := newFakeLeg(markEchoed("1.1"), speak(400), markEchoed("2.1"), tc.end)
+			h := newHarness(t, Config{}, leg, tr, conv)
+			out, err := h.run()
+			if out.Reason != tc.reason || (err != nil) != tc.err || out.HungUp {
+				t.Fatalf("outcome %+v, %v", out, err)
+			}
+			if got := speakers(h.sess.Turns()); got != "ai:Hi. | caller:hello | ai:One moment." {
+				t.Errorf("turns kept %q", got)
+			}
+			if _, _, cancelled, _ := conv.snapshot(); cancelled != 1 {
+				t.Errorf("the responder turn was not cancelled at teardown")
+			}
+		})
+	}
+}
+
+func TestHandOff(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hi."}, replies: []reply{{say: []string{"Let me get someone."}, result: Result{WantsHuman: true, Confidence: 0.2}}}}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "agent please", conf: 0.9}}}
+	leg := newFakeLeg(markEchoed("1.1"), speak(400))
+	h := newHarness(t, Config{}, leg, tr, conv)
+	var got parley.Signals
+	h.sess.hooks.OnResult = func(r Result, s parley.Signals) Action {
+		got = s
+		if r.WantsHuman {
+			return ActionHandOff
+		}
+		return ActionContinue
+	}
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonHandOff || out.HungUp || out.CallOutcome() != parley.OutcomeEscalated {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	if !got.AskedForHuman || got.NLUConfidence != 0.2 {
+		t.Errorf("signals given to OnResult %+v", got)
+	}
+	if _, _, _, hangups, _, _ := leg.snapshot(); len(hangups) != 0 {
+		t.Errorf("hung up on a hand-off: %v", hangups)
+	}
+	if l := "Let me get someone."; leg.samplesOf(h.syn.id(l)) != h.syn.samples(l) {
+		t.Error("the hand-off sentence did not play before Run returned")
+	}
+}
+
+func TestCloseAndMaxDuration(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hi."}}
+	leg := newFakeLeg()
+	h := newHarness(t, Config{MaxCallDuration: 300 * time.Millisecond}, leg, &fakeTranscriber{}, conv)
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonMaxDuration || !out.HungUp {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+
+	leg2 := newFakeLeg()
+	h2 := newHarness(t, Config{}, leg2, &fakeTranscriber{}, &fakeConv{greeting: []string{"Hi."}})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		h2.sess.Close()
+		h2.sess.Close()
+	}()
+	if out, err := h2.run(); err != nil || out.Reason != ReasonCancelled {
+		t.Fatalf("outcome after Close %+v, %v", out, err)
+	}
+	if _, err := h2.sess.Run(context.Background()); err == nil {
+		t.Error("a second Run was accepted")
+	}
+}

@@ -1,0 +1,308 @@
+package dialog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	parley "github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/media"
+)
+
+// jobKind says what an AI turn answers.
+type jobKind int
+
+const (
+	jobGreeting jobKind = iota // the call connected
+	jobSpeech                  // a caller utterance (transcribe, then respond)
+	jobDTMF                    // keypad digits
+	jobSilence                 // the no-input timeout
+	jobSay                     // a fixed sentence of the Session's own (not the conversation's)
+)
+
+// turnJob is one caller turn handed to a turn goroutine.
+type turnJob struct {
+	kind     jobKind
+	stream   TranscribeStream // jobSpeech; nil when Start failed
+	startErr error            // why stream is nil
+	mode     Mode             // what the utterance was recognized as
+	digits   string           // jobDTMF
+	text     string           // jobSay
+	// ignoreBackchannel drops a backchannel-only transcript (speech that
+	// overlapped the AI's reply without interrupting it).
+	ignoreBackchannel bool
+	bargedIn          bool // the utterance interrupted the AI
+
+	start, end, endOfSpeech time.Time
+}
+
+// close abandons the job's recognizer stream, if any.
+func (j *turnJob) close() {
+	if j != nil && j.stream != nil {
+		_ = j.stream.Close()
+		j.stream = nil
+	}
+}
+
+// turnDone is what a turn goroutine reports back to the dialog loop.
+type turnDone struct {
+	job         *turnJob
+	ai          *aiTurn
+	transcript  Transcript
+	result      Result
+	responded   bool    // Conversation.Respond ran
+	ignored     string  // why the turn produced no caller input ("noise", "backchannel")
+	asrErr      error   // transcriber failure
+	nluErr      error   // responder failure
+	frustration float64 // from the conversation's optional detector
+	interrupted bool    // the turn's context was cancelled (barge-in, teardown)
+}
+
+// spoken is one sentence of an AI turn and where its audio sits in the
+// playout's sample count.
+type spoken struct {
+	text       string
+	start, end int64  // leg-rate sample positions; end == start when no audio went out
+	mark       string // playout mark queued after it ("" when none)
+}
+
+// aiTurn is one reply as it is produced and played; guarded by Session.mu
+// (the turn goroutine appends, OnMark and a barge-in read).
+type aiTurn struct {
+	num       int
+	started   time.Time
+	sentences []spoken
+	heardUpTo int   // sentences confirmed played by an echoed mark
+	cleared   bool  // a barge-in cleared the playout
+	clearPos  int64 // Playout.Position at the clear
+	ttsFailed bool  // a sentence could not be synthesized
+	hasAudio  bool  // some of the reply went to the playout
+
+	// Dialog-loop-only fields.
+	done     bool // the turn goroutine returned
+	fromConv bool // the conversation produced the reply (it gets Heard after a barge-in)
+	caller   *parley.Turn
+	signals  *parley.Signals
+	idleAt   time.Time // when the playout was last seen idle after done
+	finished bool
+}
+
+// heard returns the text the caller heard and the full text of the reply.
+// Sentences confirmed by an echoed mark were heard whole; the next ones
+// count by the share of their samples handed to the leg before the clear
+// (or before now, when the call ended mid-reply). Call with Session.mu held.
+func (ai *aiTurn) heard(pos int64, interruptedAt bool) (heard, full string) {
+	var h, f []string
+	partial := false
+	for i, sn := range ai.sentences {
+		f = append(f, sn.text)
+		if partial || sn.end == sn.start {
+			continue
+		}
+		if i < ai.heardUpTo || !interruptedAt {
+			h = append(h, sn.text)
+			continue
+		}
+		frac := float64(pos-sn.start) / float64(sn.end-sn.start)
+		if frac < 1 {
+			partial = true
+		}
+		if p := wordPrefix(sn.text, frac); p != "" {
+			h = append(h, p)
+		}
+	}
+	return strings.Join(h, " "), strings.Join(f, " ")
+}
+
+// runTurn produces one AI turn on its own goroutine: transcribe (for
+// speech), respond, and speak each sentence as soon as it is ready. It
+// always reports to doneCh, which has room for it.
+func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, ai *aiTurn, out *media.Resampler) {
+	d := turnDone{job: job, ai: ai}
+	sp := speaker{s: s, ctx: ctx, ai: ai, res: out}
+	defer func() {
+		d.interrupted = ctx.Err() != nil
+		s.doneCh <- d
+	}()
+	switch job.kind {
+	case jobGreeting:
+		if err := conv.Greeting(ctx, sp.say); err != nil && ctx.Err() == nil && !errors.Is(err, ErrInterrupted) {
+			d.nluErr = err
+			s.stats.nluFailures.Add(1)
+			s.logFailure(failNLU, err, "dialog: greeting failed")
+			_ = sp.say(s.cfg.Apology)
+		}
+	case jobSpeech:
+		if job.stream == nil {
+			d.asrErr = job.startErr
+			_ = sp.say(s.cfg.NotUnderstood)
+			return
+		}
+		if ctx.Err() != nil {
+			job.close()
+			return
+		}
+		tr, err := job.stream.Finish()
+		job.stream = nil
+		if err != nil {
+			d.asrErr = fmt.Errorf("dialog: transcribe: %w", err)
+			s.stats.asrFailures.Add(1)
+			s.logFailure(failASR, err, "dialog: transcriber failed")
+			_ = sp.say(s.cfg.NotUnderstood)
+			return
+		}
+		d.transcript = tr
+		text := strings.TrimSpace(tr.Text)
+		switch {
+		case text == "":
+			d.ignored = "noise"
+			return
+		case job.ignoreBackchannel && isBackchannel(text, job.mode):
+			d.ignored = "backchannel"
+			return
+		}
+		s.respond(ctx, conv, Input{Kind: InputSpeech, Text: text, Confidence: tr.Confidence}, &sp, &d)
+	case jobDTMF:
+		s.respond(ctx, conv, Input{Kind: InputDTMF, Digits: job.digits}, &sp, &d)
+	case jobSilence:
+		s.respond(ctx, conv, Input{Kind: InputSilence}, &sp, &d)
+	case jobSay:
+		_ = sp.say(job.text)
+	}
+}
+
+// respond lets the conversation answer in, speaking as it goes, and says
+// the apology when it fails so the caller is never left in silence.
+func (s *Session) respond(ctx context.Context, conv Conversation, in Input, sp *speaker, d *turnDone) {
+	d.responded = true
+	res, err := conv.Respond(ctx, in, sp.say)
+	d.result = res
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrInterrupted) {
+		d.nluErr = fmt.Errorf("dialog: respond: %w", err)
+		s.stats.nluFailures.Add(1)
+		s.logFailure(failNLU, err, "dialog: responder failed")
+		_ = sp.say(s.cfg.Apology)
+	}
+	if f, ok := conv.(interface{ Frustration() float64 }); ok {
+		d.frustration = f.Frustration()
+	}
+}
+
+// speaker turns sentences into paced audio for one AI turn.
+type speaker struct {
+	s   *Session
+	ctx context.Context
+	ai  *aiTurn
+	res *media.Resampler // synthesizer rate to leg rate, owned by the turn goroutine
+	buf []int16
+	idx int  // sentence being synthesized
+	any bool // this sentence produced audio
+}
+
+// say synthesizes one sentence and queues it behind the reply so far,
+// followed by a mark "<turn>.<n>" so its playing is confirmed. A sentence
+// the synthesizer fails on is skipped (counted, signalled); a barge-in
+// makes say return ErrInterrupted so the responder stops.
+func (sp *speaker) say(sentence string) error {
+	s := sp.s
+	if sp.ctx.Err() != nil {
+		return ErrInterrupted
+	}
+	sentence = strings.TrimSpace(sentence)
+	if sentence == "" {
+		return nil
+	}
+	s.mu.Lock()
+	if sp.ai.cleared {
+		s.mu.Unlock()
+		return ErrInterrupted
+	}
+	sp.idx = len(sp.ai.sentences)
+	sp.ai.sentences = append(sp.ai.sentences, spoken{text: sentence, start: s.outPos, end: s.outPos})
+	s.mu.Unlock()
+	sp.any = false
+
+	sp.res.Reset()
+	err := s.eng.Synthesizer.Synthesize(sp.ctx, sentence, sp.emit)
+	if err == nil {
+		sp.buf = sp.res.Flush(sp.buf[:0])
+		err = sp.write(sp.buf)
+	}
+	if sp.ctx.Err() != nil || errors.Is(err, ErrInterrupted) {
+		return ErrInterrupted
+	}
+	if err != nil {
+		s.stats.ttsFailures.Add(1)
+		s.logFailure(failTTS, err, "dialog: synthesizer failed on a sentence")
+		s.mu.Lock()
+		sp.ai.ttsFailed = true
+		s.mu.Unlock()
+		if !sp.any {
+			return nil
+		}
+	}
+	if !sp.any {
+		return nil
+	}
+	name := strconv.Itoa(sp.ai.num) + "." + strconv.Itoa(sp.idx+1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp.ai.cleared {
+		return ErrInterrupted
+	}
+	sp.ai.sentences[sp.idx].mark = name
+	s.playout.Mark(name)
+	return nil
+}
+
+// emit receives synthesized audio, converts it to the leg rate and queues it.
+func (sp *speaker) emit(pcm []int16) error {
+	if sp.ctx.Err() != nil {
+		return ErrInterrupted
+	}
+	sp.buf = sp.res.Process(sp.buf[:0], pcm)
+	return sp.write(sp.buf)
+}
+
+// write queues leg-rate audio on the playout, waiting while the queue is
+// full so a long reply is produced at the pace it is played.
+func (sp *speaker) write(pcm []int16) error {
+	if len(pcm) == 0 {
+		return nil
+	}
+	s := sp.s
+	limit := int(s.cfg.MaxQueue.Seconds() * float64(s.rate))
+	var wait *time.Timer
+	for s.playout.Queued()+len(pcm) > limit && s.playout.Queued() > 0 {
+		if wait == nil {
+			wait = time.NewTimer(100 * time.Millisecond)
+			defer wait.Stop()
+		} else {
+			wait.Reset(100 * time.Millisecond)
+		}
+		select {
+		case <-sp.ctx.Done():
+			return ErrInterrupted
+		case <-wait.C:
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp.ai.cleared {
+		return ErrInterrupted
+	}
+	if !sp.ai.hasAudio {
+		sp.ai.hasAudio = true
+		s.armFirst.Store(true)
+	}
+	if err := s.playout.Write(pcm); err != nil {
+		return fmt.Errorf("dialog: queue reply audio: %w", err)
+	}
+	s.outPos += int64(len(pcm))
+	sp.ai.sentences[sp.idx].end = s.outPos
+	sp.any = true
+	return nil
+}
