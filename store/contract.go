@@ -180,7 +180,7 @@ func contractTurns(callID string) []parley.Turn {
 			Signals: &parley.Signals{Intent: "card_stolen", ASRConfidence: 0.91, NLUConfidence: 0.875,
 				Frustration: 0.125, Repeats: 0, AITime: 5*time.Second + 640*time.Millisecond}},
 		{CallID: callID, Seq: 2, Speaker: parley.SpeakerAI, Text: "I'm sorry to hear that. I can block",
-			Intended: "I'm sorry to hear that. I can block the card right now and order a new one.",
+			Intended:    "I'm sorry to hear that. I can block the card right now and order a new one.",
 			Interrupted: true, Start: at(5700 * time.Millisecond), End: at(7 * time.Second)},
 		{CallID: callID, Seq: 3, Speaker: parley.SpeakerCaller, Text: "", DTMF: "0#",
 			Start: at(7100 * time.Millisecond), End: at(7300 * time.Millisecond),
