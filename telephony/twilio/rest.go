@@ -28,11 +28,15 @@ type restClient struct {
 // completeCall sets the call's Status to completed, which hangs it up.
 // ctx bounds the request.
 func (r *restClient) completeCall(ctx context.Context, callSID string) error {
+	// The deadline rides on the context rather than http.Client.Timeout:
+	// twilio-go leaves error bodies open, and cancelling the context when
+	// the call returns releases them and their connection.
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	c := &client.Client{
 		Credentials: client.NewCredentials(r.accountSID, r.authToken),
 		HTTPClient: &http.Client{
 			Transport: ctxTransport{ctx: ctx, next: http.DefaultTransport},
-			Timeout:   r.timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
