@@ -410,9 +410,11 @@ func (c *Conversation) onSpeech(r *reply, in dialog.Input) {
 	switch {
 	case !pred.OutOfScope && pred.Confidence >= conf:
 		c.start(r, c.e.kb.Intent(top), text, pred.Confidence)
-	case best.Confidence >= c.e.opt.RejectBelow && !c.e.isControl(best.Intent):
-		// An in-scope guess worth checking, even when the classifier leans
-		// to out of scope: asking beats a wrong answer or a wrong refusal.
+	case !pred.OutOfScope && pred.Confidence >= c.e.opt.RejectBelow:
+		c.offer(r, c.e.kb.Intent(top), pred.Confidence)
+	case pred.OutOfScope && best.Confidence >= conf && !c.e.isControl(best.Intent):
+		// A likely in-scope guess the classifier still rejected (its
+		// out-of-scope threshold is stricter): asking beats a wrong refusal.
 		c.offer(r, c.e.kb.Intent(best.Intent), best.Confidence)
 	case pred.OutOfScope && pred.Confidence >= c.e.opt.OutOfScopeAbove:
 		c.outOfScope(r)

@@ -30,7 +30,7 @@ var frustrationLexicon = []frustrationCue{
 	{"i already told you", 0.6}, {"i already said", 0.55}, {"i just told you", 0.55}, {"i just said", 0.45},
 	{"i told you", 0.45}, {"i said", 0.25}, {"listen to me", 0.5}, {"are you listening", 0.5},
 	{"you are not listening", 0.6}, {"youre not listening", 0.6}, {"you dont understand", 0.45},
-	{"not what i asked", 0.4}, {"not what i said", 0.4}, {"thats not what i", 0.35}, {"for the last time", 0.6},
+	{"not what i asked", 0.3}, {"not what i said", 0.3}, {"thats not what i", 0.2}, {"for the last time", 0.6},
 	{"how many times", 0.55}, {"again", 0.1}, {"still", 0.1}, {"nobody helps", 0.5}, {"no one helps", 0.5},
 	{"stupid machine", 0.7}, {"stupid robot", 0.7}, {"talking to a machine", 0.4}, {"real person", 0.2},
 }
