@@ -80,6 +80,26 @@ type loop struct {
 	noInput, digitTimer, grace *time.Timer
 }
 
+// newLoop prepares the dialog loop's per-call state: every buffer the
+// per-frame path uses is allocated here, once.
+func newLoop(ctx context.Context, s *Session) *loop {
+	return &loop{
+		s:     s,
+		ctx:   ctx,
+		frame: make([]int16, media.FrameSamples(s.rate)),
+		ep:    media.NewEndpointer(media.EndpointConfig{Rate: s.rate, EndSilence: s.cfg.EndSilence}),
+		// PreRoll before the detected onset, plus the endpointer's MinSpeech
+		// delay in detecting it.
+		pre:        newPreRoll(int((s.cfg.PreRoll + 2*media.DefaultMinSpeech).Seconds() * float64(s.rate))),
+		asrRes:     media.NewResampler(s.rate, s.eng.Transcriber.SampleRate()),
+		asrBuf:     make([]int16, 0, 4*media.FrameSamples(max(s.rate, s.eng.Transcriber.SampleRate()))),
+		ttsRes:     media.NewResampler(s.eng.Synthesizer.SampleRate(), s.rate),
+		noInput:    stoppedTimer(),
+		digitTimer: stoppedTimer(),
+		grace:      stoppedTimer(),
+	}
+}
+
 func stoppedTimer() *time.Timer {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
@@ -105,22 +125,17 @@ func (s *Session) run(ctx context.Context, ownReader bool) (Outcome, error) {
 	s.playout = media.NewPlayout(sinkTap{s}, s.rate, media.PlayoutOptions{MaxQueue: s.cfg.MaxQueue + 2*time.Second})
 	s.playout.OnIdle(s.notifyIdle)
 	playCtx, stopPlay := context.WithCancel(context.Background())
-	playDone := make(chan error, 1)
-	go func() { playDone <- s.playout.Run(playCtx) }()
+	go func() {
+		s.playErr = s.playout.Run(playCtx)
+		close(s.playExit)
+	}()
 
 	legCtx, stopLeg := context.WithCancel(ctx)
 	if ownReader {
 		go func() { s.LegDone(s.leg.Run(legCtx, s)) }()
 	}
 
-	l := &loop{
-		s:          s,
-		ctx:        ctx,
-		frame:      make([]int16, media.FrameSamples(s.rate)),
-		noInput:    stoppedTimer(),
-		digitTimer: stoppedTimer(),
-		grace:      stoppedTimer(),
-	}
+	l := newLoop(ctx, s)
 	out, err := l.run()
 
 	// Teardown: inputs, then the dialog, then outputs.
@@ -130,9 +145,7 @@ func (s *Session) run(ctx context.Context, ownReader bool) (Outcome, error) {
 	}
 	l.stop()
 	stopPlay()
-	if perr := <-playDone; perr != nil && !errors.Is(perr, context.Canceled) {
-		s.logFailure(failPlayout, perr, "dialog: playout failed")
-	}
+	<-s.playExit
 	return out, err
 }
 
@@ -160,10 +173,6 @@ func (l *loop) run() (Outcome, error) {
 	l.info = s.leg.Info()
 	s.log = s.log.With().Str("call_id", l.info.CallID).Logger()
 	l.conv = s.eng.Responder.NewConversation(CallContext{CallID: l.info.CallID, From: l.info.From, To: l.info.To})
-	l.ep = media.NewEndpointer(media.EndpointConfig{Rate: s.rate, EndSilence: s.cfg.EndSilence})
-	l.pre = newPreRoll(int((s.cfg.PreRoll + 200*time.Millisecond).Seconds() * float64(s.rate)))
-	l.asrRes = media.NewResampler(s.rate, s.eng.Transcriber.SampleRate())
-	l.ttsRes = media.NewResampler(s.eng.Synthesizer.SampleRate(), s.rate)
 	l.startedAt = time.Now()
 
 	var maxCall <-chan time.Time
@@ -191,6 +200,14 @@ func (l *loop) run() (Outcome, error) {
 				return Outcome{Reason: ReasonDropped}, fmt.Errorf("dialog: leg: %w", s.legErr)
 			}
 			return Outcome{Reason: ReasonCallerHangup}, nil
+		case <-s.playExit:
+			// The leg refused audio: the caller can no longer hear us.
+			perr := s.playErr
+			if perr == nil {
+				perr = errors.New("stopped")
+			}
+			s.logFailure(failPlayout, perr, "dialog: playout failed")
+			return Outcome{Reason: ReasonDropped}, fmt.Errorf("dialog: playout: %w", perr)
 		case <-maxCall:
 			s.log.Info().Dur("max", s.cfg.MaxCallDuration).Msg("dialog: call reached its maximum duration")
 			return l.end(ReasonMaxDuration), nil
@@ -439,6 +456,12 @@ func (l *loop) bargeIn(why string) {
 	s.armFirst.Store(false)
 	s.stats.bargeIns.Add(1)
 	l.emit(Event{Kind: EventBargeIn, Text: why})
+	if l.ending == ReasonAIEnded || l.ending == ReasonNoInput {
+		// The caller spoke over the goodbye: they are still there, so the
+		// conversation goes on rather than hanging up on them.
+		l.ending = ""
+		l.noInputs = 0
+	}
 	if !l.running {
 		l.finishAITurn(time.Now())
 	}
@@ -519,7 +542,7 @@ func (l *loop) onTurnDone(d turnDone) {
 		res := d.result
 		l.expect = res.Expect
 		l.ep.SetEndSilence(s.cfg.endSilence(res.Expect))
-		if job.kind == jobSilence {
+		if job.kind == jobSilence && !d.interrupted {
 			l.noInputs++
 			if l.noInputs >= s.cfg.MaxNoInput && l.ending == "" {
 				l.ending = ReasonNoInput

@@ -262,7 +262,9 @@ type Session struct {
 	startCh chan struct{}
 	startMu sync.Once
 
-	playout *media.Playout
+	playout  *media.Playout
+	playExit chan struct{} // closed when Playout.Run returns
+	playErr  error         // what it returned (read after playExit)
 
 	// mu guards the current AI turn (cur), the output position and the
 	// ordering of Playout writes against a barge-in clear.
@@ -299,20 +301,21 @@ func NewSession(cfg Config, leg parley.Leg, eng Engines, hooks Hooks, log zerolo
 	cfg = cfg.WithDefaults()
 	rate := leg.SampleRate()
 	s := &Session{
-		cfg:     cfg,
-		leg:     leg,
-		eng:     eng,
-		hooks:   hooks,
-		log:     log,
-		rate:    rate,
-		audioCh: make(chan struct{}, 1),
-		dtmfCh:  make(chan byte, 32),
-		markCh:  make(chan struct{}, 1),
-		idleCh:  make(chan struct{}, 1),
-		doneCh:  make(chan turnDone, 1),
-		startCh: make(chan struct{}),
-		closeCh: make(chan struct{}),
-		legDone: make(chan struct{}),
+		cfg:      cfg,
+		leg:      leg,
+		eng:      eng,
+		hooks:    hooks,
+		log:      log,
+		rate:     rate,
+		audioCh:  make(chan struct{}, 1),
+		dtmfCh:   make(chan byte, 32),
+		markCh:   make(chan struct{}, 1),
+		idleCh:   make(chan struct{}, 1),
+		doneCh:   make(chan turnDone, 1),
+		startCh:  make(chan struct{}),
+		closeCh:  make(chan struct{}),
+		legDone:  make(chan struct{}),
+		playExit: make(chan struct{}),
 	}
 	if rate > 0 {
 		s.in.init(int(inputQueueDuration / media.FrameDuration * time.Duration(media.FrameSamples(rate))))

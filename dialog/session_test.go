@@ -333,7 +333,7 @@ func TestBargeIn(t *testing.T) {
 }
 
 func TestShortSpeechOverTheAIDoesNotInterrupt(t *testing.T) {
-	greeting := []string{strings.Repeat("please listen to these long options ", 5) + "now."}
+	greeting := []string{strings.Repeat("please listen to these long options ", 8) + "now."}
 	tests := []struct {
 		name    string
 		speech  int
@@ -388,7 +388,7 @@ func TestKeypadTurns(t *testing.T) {
 		human     bool
 		interrupt bool
 	}{
-		{name: "digits and pound", script: []step{markEchoed("1.1"), key('1'), key('2'), pause(100), key('3'), key('#')}, want: "123"},
+		{name: "digits and pound", script: []step{markEchoed("1.1"), key('1'), key('2'), pause(60), key('3'), key('#')}, want: "123"},
 		{name: "zero alone asks for a human", script: []step{markEchoed("1.1"), key('0')}, want: "0", human: true},
 		{name: "keys barge in", script: []step{waitFor("greeting playing", func(l *fakeLeg) bool { return l.samplesOf(1) > 800 }), key('4'), key('#')}, want: "4", interrupt: true},
 	}
@@ -399,7 +399,7 @@ func TestKeypadTurns(t *testing.T) {
 				replies:  []reply{{say: []string{"Thanks."}, result: Result{EndCall: true, WantsHuman: tc.human}}},
 			}
 			leg := newFakeLeg(tc.script...)
-			h := newHarness(t, Config{InterDigitTimeout: 150 * time.Millisecond}, leg, &fakeTranscriber{}, conv)
+			h := newHarness(t, Config{InterDigitTimeout: time.Second}, leg, &fakeTranscriber{}, conv)
 			out, err := h.run()
 			if err != nil || out.Reason != ReasonAIEnded {
 				t.Fatalf("outcome %+v, %v", out, err)
@@ -667,5 +667,61 @@ func TestCloseAndMaxDuration(t *testing.T) {
 	}
 	if _, err := h2.sess.Run(context.Background()); err == nil {
 		t.Error("a second Run was accepted")
+	}
+}
+
+func TestConverseWithTheOwnersReader(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hi there."}}
+	leg := newFakeLeg(markEchoed("1.1"), step{hangup: true})
+	h := newHarness(t, Config{}, leg, &fakeTranscriber{}, conv)
+	h.syn.rate = 16000 // the synthesizer's rate differs from the leg's
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		h.sess.LegDone(leg.Run(ctx, h.sess))
+	}()
+	out, err := h.sess.Converse(ctx)
+	<-readerDone
+	if err != nil || out.Reason != ReasonCallerHangup || out.HungUp {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	// 2 words of 60 ms at 16 kHz become 960 samples at 8 kHz, sent as six
+	// whole frames.
+	if _, _, _, _, _, n := leg.snapshot(); n != 960 {
+		t.Errorf("%d samples sent, want 960 (resampled to the leg rate)", n)
+	}
+	if got := speakers(h.sess.Turns()); got != "ai:Hi there." {
+		t.Errorf("turns %q", got)
+	}
+}
+
+func TestSpeakingOverTheGoodbyeKeepsTheCall(t *testing.T) {
+	bye := "Thanks for calling, goodbye and have a wonderful day, we will be here whenever you need us again."
+	conv := &fakeConv{
+		greeting: []string{"Hi."},
+		replies: []reply{
+			{say: []string{bye}, result: Result{EndCall: true}},
+			{say: []string{"Of course, what else?"}},
+			{say: []string{"Bye now."}, result: Result{EndCall: true}},
+		},
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "thanks", conf: 0.9}, {text: "wait one more thing", conf: 0.9}, {text: "nothing", conf: 0.9}}}
+	var h *harness
+	leg := newFakeLeg(markEchoed("1.1"), speak(400),
+		waitFor("the goodbye playing", func(l *fakeLeg) bool { return l.samplesOf(h.syn.id(bye)) > 1600 }),
+		speak(700), markEchoed("3.1"), speak(400))
+	h = newHarness(t, Config{}, leg, tr, conv)
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	inputs, heard, _, _ := conv.snapshot()
+	if len(inputs) != 3 || inputs[1].Text != "wait one more thing" || len(heard) != 1 {
+		t.Errorf("inputs %+v heard %q", inputs, heard)
+	}
+	if _, _, _, hangups, _, _ := leg.snapshot(); len(hangups) != 1 {
+		t.Errorf("hang-ups %v", hangups)
 	}
 }
