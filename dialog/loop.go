@@ -77,7 +77,9 @@ type loop struct {
 	startedAt  time.Time
 	state      State
 
-	noInput, digitTimer, grace *time.Timer
+	filler []int16 // leg-rate audio of Config.Filler, once the greeting made it
+
+	noInput, digitTimer, grace, fillerTimer *time.Timer
 }
 
 // newLoop prepares the dialog loop's per-call state: every buffer the
@@ -90,13 +92,14 @@ func newLoop(ctx context.Context, s *Session) *loop {
 		ep:    media.NewEndpointer(media.EndpointConfig{Rate: s.rate, EndSilence: s.cfg.EndSilence}),
 		// PreRoll before the detected onset, plus the endpointer's MinSpeech
 		// delay in detecting it.
-		pre:        newPreRoll(int((s.cfg.PreRoll + 2*media.DefaultMinSpeech).Seconds() * float64(s.rate))),
-		asrRes:     media.NewResampler(s.rate, s.eng.Transcriber.SampleRate()),
-		asrBuf:     make([]int16, 0, 4*media.FrameSamples(max(s.rate, s.eng.Transcriber.SampleRate()))),
-		ttsRes:     media.NewResampler(s.eng.Synthesizer.SampleRate(), s.rate),
-		noInput:    stoppedTimer(),
-		digitTimer: stoppedTimer(),
-		grace:      stoppedTimer(),
+		pre:         newPreRoll(int((s.cfg.PreRoll + 2*media.DefaultMinSpeech).Seconds() * float64(s.rate))),
+		asrRes:      media.NewResampler(s.rate, s.eng.Transcriber.SampleRate()),
+		asrBuf:      make([]int16, 0, 4*media.FrameSamples(max(s.rate, s.eng.Transcriber.SampleRate()))),
+		ttsRes:      media.NewResampler(s.eng.Synthesizer.SampleRate(), s.rate),
+		noInput:     stoppedTimer(),
+		digitTimer:  stoppedTimer(),
+		grace:       stoppedTimer(),
+		fillerTimer: stoppedTimer(),
 	}
 }
 
@@ -229,6 +232,8 @@ func (l *loop) run() (Outcome, error) {
 			l.onNoInput()
 		case <-l.digitTimer.C:
 			l.finishDigits(time.Now())
+		case <-l.fillerTimer.C:
+			l.playFiller()
 		}
 		if l.ending != "" && s.cur == nil && !l.running && l.pending == nil {
 			return l.end(l.ending), nil
@@ -274,6 +279,7 @@ func (l *loop) stop() {
 	l.noInput.Stop()
 	l.digitTimer.Stop()
 	l.grace.Stop()
+	l.fillerTimer.Stop()
 	l.setState(StateEnded)
 }
 
@@ -501,6 +507,9 @@ func (l *loop) startTurn(job *turnJob) {
 	l.running = true
 	l.turnCancel = cancel
 	l.setState(StateThinking)
+	if l.filler != nil && job.kind != jobGreeting && job.kind != jobSay {
+		l.fillerTimer.Reset(s.cfg.FillerAfter)
+	}
 	go s.runTurn(ctx, l.conv, job, ai, l.ttsRes)
 }
 
@@ -511,6 +520,10 @@ func (l *loop) onTurnDone(d turnDone) {
 	s := l.s
 	l.running = false
 	l.turnCancel()
+	l.fillerTimer.Stop()
+	if d.filler != nil {
+		l.filler = d.filler
+	}
 	ai := d.ai
 	ai.done = true
 	job := d.job
@@ -571,6 +584,28 @@ func (l *loop) onTurnDone(d turnDone) {
 		l.setState(StateSpeaking)
 	}
 	l.checkSpoken()
+}
+
+// playFiller plays the filler when the running turn has not started its
+// reply yet. The filler takes its place in the playout before any
+// sentence, so sentence positions (and what the caller heard) stay exact;
+// it is not a sentence of the reply, so the history never holds it.
+func (l *loop) playFiller() {
+	s := l.s
+	ai := s.cur
+	if ai == nil || !l.running || l.filler == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ai.cleared || len(ai.sentences) > 0 {
+		return
+	}
+	if err := s.playout.Write(l.filler); err != nil {
+		return
+	}
+	s.outPos += int64(len(l.filler))
+	s.stats.fillers.Add(1)
 }
 
 // next starts a waiting caller turn or goes back to listening.

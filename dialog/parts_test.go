@@ -13,7 +13,7 @@ func TestConfigDefaults(t *testing.T) {
 		EndSilence: 700 * time.Millisecond, DigitsEndSilence: 1600 * time.Millisecond, YesNoEndSilence: 500 * time.Millisecond,
 		NoInputTimeout: 7 * time.Second, MaxNoInput: 2, BargeInMinSpeech: 300 * time.Millisecond, MaxUtterance: 20 * time.Second,
 		PreRoll: 300 * time.Millisecond, InterDigitTimeout: 2 * time.Second, MaxQueue: 20 * time.Second,
-		NotUnderstood: DefaultNotUnderstood, Apology: DefaultApology,
+		NotUnderstood: DefaultNotUnderstood, Apology: DefaultApology, FillerAfter: 2 * time.Second, Filler: DefaultFiller,
 	}
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)

@@ -51,6 +51,12 @@ type Config struct {
 	// Apology is said when the responder fails, so the caller is never left
 	// in silence.
 	Apology string
+	// FillerAfter is how long a reply may take to start before the caller
+	// hears Filler, so a slow responder never means dead air (2 s; negative
+	// disables it). The filler is not part of the conversation's history.
+	FillerAfter time.Duration
+	// Filler is the short sentence played when a reply is slow.
+	Filler string
 }
 
 // Defaults used by Config.WithDefaults.
@@ -67,9 +73,12 @@ const (
 	DefaultMaxQueue          = 20 * time.Second
 	DefaultNotUnderstood     = "Sorry, I didn't catch that."
 	DefaultApology           = "I'm sorry, I'm having trouble on my side. Could you say that again?"
+	DefaultFillerAfter       = 2 * time.Second
+	DefaultFiller            = "One moment, please."
 )
 
-// WithDefaults returns c with every zero (or negative) field set to its default.
+// WithDefaults returns c with every zero (or negative) field set to its
+// default; a negative FillerAfter stays negative (no filler).
 func (c Config) WithDefaults() Config {
 	dur := func(p *time.Duration, d time.Duration) {
 		if *p <= 0 {
@@ -85,6 +94,12 @@ func (c Config) WithDefaults() Config {
 	dur(&c.PreRoll, DefaultPreRoll)
 	dur(&c.InterDigitTimeout, DefaultInterDigitTimeout)
 	dur(&c.MaxQueue, DefaultMaxQueue)
+	if c.FillerAfter == 0 {
+		c.FillerAfter = DefaultFillerAfter
+	}
+	if c.Filler == "" {
+		c.Filler = DefaultFiller
+	}
 	if c.MaxCallDuration < 0 {
 		c.MaxCallDuration = 0
 	}
@@ -232,6 +247,7 @@ type Stats struct {
 	ASRFailures   uint64 // transcriber errors
 	NLUFailures   uint64 // responder errors
 	TTSFailures   uint64 // sentences the synthesizer failed on
+	Fillers       uint64 // fillers played because a reply was slow
 }
 
 // inputQueueDuration bounds the inbound audio waiting for the dialog loop.
@@ -282,7 +298,7 @@ type Session struct {
 
 	stats struct {
 		framesIn, framesDropped, digitsDropped, utterances, blips, backchannels,
-		noise, bargeIns, asrFailures, nluFailures, ttsFailures atomic.Uint64
+		noise, bargeIns, asrFailures, nluFailures, ttsFailures, fillers atomic.Uint64
 	}
 	logged atomic.Uint32 // failure kinds already logged
 
@@ -348,6 +364,7 @@ func (s *Session) Stats() Stats {
 		ASRFailures:   st.asrFailures.Load(),
 		NLUFailures:   st.nluFailures.Load(),
 		TTSFailures:   st.ttsFailures.Load(),
+		Fillers:       st.fillers.Load(),
 	}
 }
 

@@ -240,9 +240,10 @@ func TestFirstSentencePlaysWhileTheRestIsProduced(t *testing.T) {
 	}
 	tr := &fakeTranscriber{results: []fakeResult{{text: "what is my balance", conf: 0.9}}}
 	var heardFirstWhileGated bool
+	var h *harness
 	leg := newFakeLeg(markEchoed("1.1"), speak(500),
 		waitFor("first sentence on the line", func(l *fakeLeg) bool {
-			return l.samplesOf(1+1) > 0 // sentence ids: 1 greeting, 2 first reply sentence
+			return l.samplesOf(h.syn.id("Let me check that for you.")) > 0
 		}),
 		step{do: func(parley.LegHandler) {
 			conv.mu.Lock()
@@ -251,18 +252,16 @@ func TestFirstSentencePlaysWhileTheRestIsProduced(t *testing.T) {
 			close(conv.gate)
 		}},
 	)
-	h := newHarness(t, Config{}, leg, tr, conv)
+	h = newHarness(t, Config{}, leg, tr, conv)
 	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
 		t.Fatalf("outcome %+v, %v", out, err)
-	}
-	if h.syn.id("Let me check that for you.") != 2 {
-		t.Fatal("sentence ids not as the test assumes")
 	}
 	if !heardFirstWhileGated {
 		t.Error("the first sentence reached the leg only after the responder finished")
 	}
-	if got := leg.voiceIDs(); !equalInts(got, []int{1, 2, 3}) {
-		t.Errorf("played %v", got)
+	want := []int{h.syn.id("Hi."), h.syn.id("Let me check that for you."), h.syn.id("Your balance is ten dollars.")}
+	if got := leg.voiceIDs(); !equalInts(got, want) {
+		t.Errorf("played %v, want %v", got, want)
 	}
 }
 
@@ -277,14 +276,15 @@ func TestBargeIn(t *testing.T) {
 		},
 	}
 	tr := &fakeTranscriber{results: []fakeResult{{text: "tell me everything", conf: 0.9}, {text: "stop please", conf: 0.9}}}
+	var h *harness
 	leg := newFakeLeg(markEchoed("1.1"), speak(500),
 		waitFor("the long sentence to be playing", func(l *fakeLeg) bool {
-			return l.samplesOf(3) > 800 // ids: 1 "Hi.", 2 "Sure thing.", 3 long
+			return l.samplesOf(h.syn.id(long)) > 800
 		}),
 		speak(900),
 	)
 	leg.markDelay = 3
-	h := newHarness(t, Config{}, leg, tr, conv)
+	h = newHarness(t, Config{}, leg, tr, conv)
 	out, err := h.run()
 	if err != nil || out.Reason != ReasonAIEnded {
 		t.Fatalf("outcome %+v, %v", out, err)
@@ -723,5 +723,32 @@ func TestSpeakingOverTheGoodbyeKeepsTheCall(t *testing.T) {
 	}
 	if _, _, _, hangups, _, _ := leg.snapshot(); len(hangups) != 1 {
 		t.Errorf("hang-ups %v", hangups)
+	}
+}
+
+func TestSlowReplyGetsAFiller(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Hi."},
+		gate:     make(chan struct{}),
+		replies:  []reply{{say: []string{"", "Found it, goodbye."}, gateAfter: 1, result: Result{EndCall: true}}},
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "find my order", conf: 0.9}}}
+	var h *harness
+	leg := newFakeLeg(markEchoed("1.1"), speak(400),
+		waitFor("the filler", func(l *fakeLeg) bool { return l.samplesOf(h.syn.id(DefaultFiller)) > 0 }),
+		step{do: func(parley.LegHandler) { close(conv.gate) }})
+	h = newHarness(t, Config{FillerAfter: 200 * time.Millisecond}, leg, tr, conv)
+	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	want := []int{h.syn.id("Hi."), h.syn.id(DefaultFiller), h.syn.id("Found it, goodbye.")}
+	if got := leg.voiceIDs(); !equalInts(got, want) {
+		t.Errorf("played %v, want greeting, filler, reply %v", got, want)
+	}
+	if got := speakers(h.sess.Turns()); got != "ai:Hi. | caller:find my order | ai:Found it, goodbye." {
+		t.Errorf("turns %q: the filler must not be part of the reply", got)
+	}
+	if s := h.sess.Stats(); s.Fillers != 1 {
+		t.Errorf("stats %+v", s)
 	}
 }

@@ -59,6 +59,7 @@ type turnDone struct {
 	nluErr      error   // responder failure
 	frustration float64 // from the conversation's optional detector
 	interrupted bool    // the turn's context was cancelled (barge-in, teardown)
+	filler      []int16 // the greeting turn's synthesized filler (leg rate)
 }
 
 // spoken is one sentence of an AI turn and where its audio sits in the
@@ -134,6 +135,10 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 			s.stats.nluFailures.Add(1)
 			s.logFailure(failNLU, err, "dialog: greeting failed")
 			_ = sp.say(s.cfg.Apology)
+		}
+		// Prepare the filler once per call, after the greeting is on its way.
+		if s.cfg.FillerAfter > 0 && ctx.Err() == nil {
+			d.filler = sp.render(s.cfg.Filler)
 		}
 	case jobSpeech:
 		if job.stream == nil {
@@ -256,6 +261,25 @@ func (sp *speaker) say(sentence string) error {
 	sp.ai.sentences[sp.idx].mark = name
 	s.playout.Mark(name)
 	return nil
+}
+
+// render synthesizes text into a new leg-rate buffer; nil on failure.
+func (sp *speaker) render(text string) []int16 {
+	var out []int16
+	sp.res.Reset()
+	err := sp.s.eng.Synthesizer.Synthesize(sp.ctx, text, func(pcm []int16) error {
+		out = sp.res.Process(out, pcm)
+		return nil
+	})
+	out = sp.res.Flush(out)
+	if err != nil || len(out) == 0 {
+		if err != nil && sp.ctx.Err() == nil {
+			sp.s.stats.ttsFailures.Add(1)
+			sp.s.logFailure(failTTS, err, "dialog: synthesizer failed on the filler")
+		}
+		return nil
+	}
+	return out
 }
 
 // emit receives synthesized audio, converts it to the leg rate and queues it.
