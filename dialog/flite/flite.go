@@ -239,11 +239,11 @@ func (s *Synthesizer) SynthesizeAll(ctx context.Context, text string) ([]int16, 
 // stream is the Go state of one utterance being synthesized; the C callback
 // reaches it through a cgo.Handle.
 type stream struct {
-	ctx     context.Context
-	emit    func([]int16) error
-	err     error // why the stream stopped early
-	panicV  any   // a panic from emit, re-raised once flite has returned
-	paniced bool
+	ctx      context.Context
+	emit     func([]int16) error
+	err      error // why the stream stopped early
+	panicV   any   // a panic from emit, re-raised once flite has returned
+	panicked bool
 }
 
 // emitError marks an error returned by the caller's emit function.
@@ -268,7 +268,7 @@ func (s *Synthesizer) speak(ctx context.Context, text string, emit func([]int16)
 	defer C.free(unsafe.Pointer(ctext))
 
 	rc := C.parley_flite_stream(s.voice, ctext, C.uintptr_t(h), C.int(s.chunk))
-	if st.paniced {
+	if st.panicked {
 		panic(st.panicV)
 	}
 	switch {
@@ -296,7 +296,7 @@ func goFliteChunk(h C.uintptr_t, samples *C.short, size C.int, last C.int) (rc C
 	if !ok {
 		return -1
 	}
-	if st.err != nil || st.paniced {
+	if st.err != nil || st.panicked {
 		return -1
 	}
 	if err := st.ctx.Err(); err != nil {
@@ -312,7 +312,7 @@ func goFliteChunk(h C.uintptr_t, samples *C.short, size C.int, last C.int) (rc C
 	// utterance); catch it here and re-raise it after flite returns.
 	defer func() {
 		if v := recover(); v != nil {
-			st.panicV, st.paniced = v, true
+			st.panicV, st.panicked = v, true
 			rc = -1
 		}
 	}()

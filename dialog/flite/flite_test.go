@@ -339,3 +339,45 @@ func TestMaxConcurrentBounds(t *testing.T) {
 		t.Errorf("%d syntheses ran at once with MaxConcurrent 2", peak)
 	}
 }
+
+func TestUtterancesUseConfig(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		in   string
+		want []string
+	}{
+		{Config{Voice: "kal"}, "Due 12/03/2024.", []string{"Due December third, twenty twenty four."}},
+		{Config{Voice: "kal", DayFirstDates: true}, "Due 12/03/2024.", []string{"Due March twelfth, twenty twenty four."}},
+		{Config{Voice: "kal"}, "Your balance is $1,234.56 as of March 3rd. Anything else?", []string{
+			"Your balance is one thousand two hundred thirty four dollars and fifty six cents",
+			"as of March third.", "Anything else?"}},
+	}
+	for _, tt := range tests {
+		s, err := New(tt.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, truncated := s.Utterances(tt.in)
+		if truncated || strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("Utterances(%q) with %+v = %q (truncated %v), want %q", tt.in, tt.cfg, got, truncated, tt.want)
+		}
+	}
+}
+
+func TestChunkSamples(t *testing.T) {
+	for _, voice := range []string{"kal", "slt"} {
+		s, err := New(Config{Voice: voice, ChunkSamples: 1600})
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks := collect(t, s, "Hello there, how are you doing today?")
+		if len(chunks) < 3 {
+			t.Fatalf("%s: %d chunks", voice, len(chunks))
+		}
+		for i, c := range chunks[:len(chunks)-1] {
+			if len(c) < 1600 || len(c) > 2*1600 {
+				t.Errorf("%s: chunk %d has %d samples, want about 1600", voice, i, len(c))
+			}
+		}
+	}
+}

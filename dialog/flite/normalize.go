@@ -12,9 +12,10 @@ import (
 // synthesizer that reads words literally. The zero value reads numeric
 // dates the US way (month/day); it is safe for concurrent use.
 type Normalizer struct {
-	// DayFirst reads 03/12/2024 as "the third of December"-style day/month
-	// (spoken "December third"). Dates whose first number is above 12 are
-	// read day first either way, and ISO dates (2024-03-12) are unambiguous.
+	// DayFirst reads numeric dates as day/month, the British way: 03/12/2024
+	// is "December third". Without it 03/12/2024 is "March twelfth". A date
+	// whose first number is above 12 is read day first either way, and ISO
+	// dates (2024-03-12) are always year-month-day.
 	DayFirst bool
 }
 
@@ -26,7 +27,7 @@ func Normalize(text string) string { return Normalizer{}.Normalize(text) }
 // out as words, in plain ASCII:
 //
 //	"$12.50"            → "twelve dollars and fifty cents"
-//	"3:45pm"            → "three forty five p m"
+//	"3:45pm"            → "three forty five P M"
 //	"2024-03-12"        → "March twelfth, twenty twenty four"
 //	"ending in 4821"    → "ending in four eight two one"
 //	"Dr. Smith & co."   → "Doctor Smith and co."
@@ -210,10 +211,9 @@ func cleanText(text string) string {
 			b.WriteRune(latinBase[r])
 		case translit[r] != "":
 			b.WriteString(translit[r])
-		case unicode.IsLetter(r) || unicode.IsNumber(r):
-			// Another script: flite cannot read it. Keep the word break.
-			space = true
 		default:
+			// Another script, an emoji or a symbol flite cannot read:
+			// drop it but keep the word break.
 			space = true
 		}
 	}
@@ -233,10 +233,12 @@ func spellAddress(a string) string {
 	var parts []string
 	word := strings.Builder{}
 	flush := func() {
-		if word.Len() > 0 {
+		if word.Len() == 1 {
+			parts = append(parts, letterName(word.String()[0]))
+		} else if word.Len() > 0 {
 			parts = append(parts, word.String())
-			word.Reset()
 		}
+		word.Reset()
 	}
 	for i := 0; i < len(a); i++ {
 		c := a[i]
@@ -467,16 +469,6 @@ func passDates(n Normalizer, s string) string {
 	})
 }
 
-// sentenceStartBefore reports whether only white space or sentence
-// punctuation precedes byte i on its sentence.
-func sentenceStartBefore(s string, i int) bool {
-	j := i - 1
-	for j >= 0 && s[j] == ' ' {
-		j--
-	}
-	return j < 0 || strings.IndexByte(".!?\n", s[j]) >= 0
-}
-
 // ---- ranges ----------------------------------------------------------------------
 
 var (
@@ -510,10 +502,11 @@ var (
 	reHourAP = regexp.MustCompile(`\b(\d{1,2})[ \t]*([aApP])(?:\.\s?|\s?)([mM])(\.)?`)
 )
 
-// apWords returns " a m" or " p m", plus a sentence period when the
-// written suffix's final period also ended the sentence.
+// apWords returns " A M" or " P M", plus a sentence period when the
+// written suffix's final period also ended the sentence. The letters are
+// upper case because flite reads a lone lower-case "a" as the article.
 func apWords(s string, m []int, letter, dot int) string {
-	out := " " + strings.ToLower(group(s, m, letter)) + " m"
+	out := " " + strings.ToUpper(group(s, m, letter)) + " M"
 	if group(s, m, dot) != "" && sentenceEndAfter(s, m[1]) {
 		out += "."
 	}
@@ -703,7 +696,7 @@ func passOrdinals(_ Normalizer, s string) string {
 
 // ---- identifiers read digit by digit -------------------------------------------------
 
-var reContextDigits = regexp.MustCompile(`(?i)\b(ending in|ends in|ending with|ends with|last (?:four|4|digits)(?: digits)?(?: (?:are|is|of))?|account(?: number| no\.?| #)?|acct\.?(?: no\.?| #)?|card number|routing number|pin(?: number| code)?|passcode|code|id|reference(?: number| code)?|ref\.?|confirmation(?: number| code)?|order (?:number|no\.?|#)|ticket (?:number|no\.?|#)|case (?:number|no\.?|#)|policy(?: number)?|member(?: id| number)?|zip(?: code)?|postcode|extension|ext\.?|otp|verification code|serial(?: number)?|tracking(?: number)?|no\.|#)([ \t]*(?:is|of|:|#|was)?[ \t]*)(\d+(?:[ -]\d+)*)\b`)
+var reContextDigits = regexp.MustCompile(`(?i)\b(ending in|ends in|ending with|ends with|last (?:four|4|digits)(?: digits)?(?: (?:are|is|of))?|account(?: number| no\.?| #)?|acct\.?(?: no\.?| #)?|card number|routing number|pin(?: number| code)?|passcode|code|id|reference(?: number| code)?|ref\.?|confirmation(?: number| code)?|order (?:number|no\.?|#)|ticket (?:number|no\.?|#)|case (?:number|no\.?|#)|policy(?: number)?|member(?: id| number)?|zip(?: code)?|postcode|extension|ext\.?|otp|verification code|serial(?: number)?|tracking(?: number)?|claim(?: number)?|no\.|#)([ \t]*(?:is|of|:|#|was)?[ \t]*)((?:[A-Za-z]{1,3}-)?[A-Za-z]{0,3}\d[\dA-Za-z]*(?:[ -][A-Za-z]{0,3}\d[\dA-Za-z]*)*)\b`)
 
 func passContextDigits(_ Normalizer, s string) string {
 	return replaceFunc(reContextDigits, s, func(s string, m []int) (string, bool) {
@@ -713,12 +706,15 @@ func passContextDigits(_ Normalizer, s string) string {
 			return "", false
 		}
 		var groups []string
-		for _, g := range reDigitRun.FindAllString(group(s, m, 3), -1) {
-			groups = append(groups, digitGroups(g))
+		for _, g := range strings.FieldsFunc(group(s, m, 3), func(r rune) bool { return r == ' ' || r == '-' }) {
+			groups = append(groups, codeWords(g, true))
 		}
 		switch strings.ToLower(kw) {
 		case "#", "no.":
 			kw = "number"
+		}
+		if strings.Contains(group(s, m, 2), "#") {
+			kw += " number"
 		}
 		if isLetterAt(s, m[0]-1) && kw == "number" {
 			return "", false
@@ -732,10 +728,22 @@ func passContextDigits(_ Normalizer, s string) string {
 var (
 	reNumSlash  = regexp.MustCompile(`\b(\d{1,6})/(\d{1,6})\b`)
 	reWordSlash = regexp.MustCompile(`\b([A-Za-z]+)/([A-Za-z]+)\b`)
-	fractions   = map[string]string{"1/2": "one half", "1/3": "one third", "2/3": "two thirds", "1/4": "one quarter", "3/4": "three quarters", "24/7": "twenty four seven", "365/24/7": ""}
+	fractions   = map[string]string{"1/2": "one half", "1/3": "one third", "2/3": "two thirds", "1/4": "one quarter", "3/4": "three quarters", "24/7": "twenty four seven"}
 )
 
+var rePer = regexp.MustCompile(`/[ \t]?(month|mo|year|yr|week|wk|day|hour|hr|night|person|user|unit|item|minute|min|GB|kg|lb)\b`)
+
+var perUnit = map[string]string{"mo": "month", "yr": "year", "wk": "week", "hr": "hour", "min": "minute",
+	"GB": "gigabyte", "kg": "kilogram", "lb": "pound"}
+
 func passSlashes(n Normalizer, s string) string {
+	s = replaceFunc(rePer, s, func(s string, m []int) (string, bool) {
+		u := group(s, m, 1)
+		if w, ok := perUnit[u]; ok {
+			u = w
+		}
+		return "per " + u, true
+	})
 	s = replaceFunc(reNumSlash, s, func(s string, m []int) (string, bool) {
 		if m[1] < len(s) && s[m[1]] == '/' {
 			return "", false
@@ -834,7 +842,63 @@ func previousWord(s string, i int) string {
 	return strings.ToLower(s[j+1 : end])
 }
 
+// reCode matches tokens that mix letters and digits: model, flight and
+// reference codes such as A1234B, B2, 4G, mp3.
+var reCode = regexp.MustCompile(`\b(?:[A-Za-z]{1,3}\d[A-Za-z\d]*|\d+[A-Za-z]{1,3}(?:\d[A-Za-z\d]*)?)\b`)
+
+// spellCode is codeWords(code, false).
+func spellCode(code string) string { return codeWords(code, false) }
+
+// codeWords reads a code: letters by name (upper case, so flite spells
+// them; "A" as "ay", since flite reads a lone "A" as the article), runs of
+// four or more letters as a word, and digits one by one - except, unless
+// allDigits is set, a run of one or two digits, read as a number ("B2" →
+// "B two", "F16" → "F sixteen").
+func codeWords(code string, allDigits bool) string {
+	var parts []string
+	for i := 0; i < len(code); {
+		j := i
+		if isDigitAt(code, i) {
+			for j < len(code) && isDigitAt(code, j) {
+				j++
+			}
+			if !allDigits && j-i <= 2 && !(j-i == 2 && code[i] == '0') {
+				parts = append(parts, cardinalDigits(code[i:j]))
+			} else {
+				parts = append(parts, digitGroups(code[i:j]))
+			}
+		} else {
+			for j < len(code) && !isDigitAt(code, j) {
+				j++
+			}
+			if j-i >= 4 {
+				parts = append(parts, code[i:j])
+			} else {
+				for k := i; k < j; k++ {
+					parts = append(parts, letterName(code[k]))
+				}
+			}
+		}
+		i = j
+	}
+	return strings.Join(parts, " ")
+}
+
+// letterName spells one letter so that flite says its name.
+func letterName(c byte) string {
+	if c == 'a' || c == 'A' {
+		return "ay"
+	}
+	return strings.ToUpper(string(c))
+}
+
 func passNumbers(_ Normalizer, s string) string {
+	s = replaceFunc(reCode, s, func(s string, m []int) (string, bool) {
+		if m[1]+1 < len(s) && (s[m[1]] == '.' || s[m[1]] == ',') && isDigitAt(s, m[1]+1) {
+			return "", false // v1.2.3: a version, read by the number rule
+		}
+		return spellCode(s[m[0]:m[1]]), true
+	})
 	return replaceFunc(reNumber, s, func(s string, m []int) (string, bool) {
 		num := s[m[0]:m[1]]
 		glued := isLetterAt(s, m[0]-1) || isLetterAt(s, m[1])
@@ -880,6 +944,15 @@ var (
 	reInitials  = regexp.MustCompile(`\b((?:[A-Za-z]\.){2,})`)
 	reVs        = regexp.MustCompile(`\bvs\b`)
 )
+
+// spelledCaps are initialisms flite would read as a word ("ID" as "id",
+// "IRS" as "ers"); they are spelled out letter by letter instead.
+var spelledCaps = map[string]string{"ID": "I D", "IRS": "I R S", "DOB": "D O B", "ETA": "E T ay", "ASAP": "ay S ay P",
+	"FAQ": "F ay Q", "FAQs": "F ay Qs", "IDs": "I Ds", "VIP": "V I P", "CEO": "C E O", "HR": "H R", "AI": "ay I",
+	"APR": "ay P R", "ET": "E T", "EST": "E S T", "EDT": "E D T", "PT": "P T", "PST": "P S T", "PDT": "P D T",
+	"CST": "C S T", "CDT": "C D T", "GMT": "G M T", "UTC": "U T C", "BST": "B S T", "CET": "C E T"}
+
+var reSpellCaps = regexp.MustCompile(`\b(ID|IDs|IRS|DOB|ETA|ASAP|FAQs?|VIP|CEO|HR|AI|APR|ET|EST|EDT|PT|PST|PDT|CST|CDT|GMT|UTC|BST|CET)\b`)
 
 var titles = map[string]string{"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Mx": "Mix", "Dr": "Doctor", "Prof": "Professor",
 	"St": "Saint", "Sr": "Senior", "Jr": "Junior", "Capt": "Captain", "Gen": "General", "Lt": "Lieutenant", "Sgt": "Sergeant",
@@ -954,6 +1027,9 @@ func passAbbreviations(_ Normalizer, s string) string {
 		return out, true
 	})
 	s = reVs.ReplaceAllString(s, "versus")
+	s = replaceFunc(reSpellCaps, s, func(s string, m []int) (string, bool) {
+		return spelledCaps[group(s, m, 1)], true
+	})
 	return replaceFunc(reInitials, s, func(s string, m []int) (string, bool) {
 		if isLetterAt(s, m[1]) {
 			return "", false

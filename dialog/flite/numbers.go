@@ -182,7 +182,7 @@ func ordinal(n int64) string { return ordinalWord(cardinal(n)) }
 // yearWords reads a year the way it is spoken: 1999 → "nineteen ninety
 // nine", 2000 → "two thousand", 2005 → "two thousand five", 2024 → "twenty
 // twenty four", 1900 → "nineteen hundred", 1905 → "nineteen oh five".
-// Years outside 1000-2099... are read as cardinals, except two-digit pairs.
+// Numbers outside 1000-9999 are read as cardinals.
 func yearWords(y int) string {
 	if y < 1000 || y > 9999 {
 		return cardinal(int64(y))

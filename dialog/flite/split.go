@@ -28,7 +28,7 @@ var sentenceAbbrevs = map[string]bool{"mr": true, "mrs": true, "ms": true, "mx":
 // SplitSentences cuts text into sentences for speaking one at a time. A
 // sentence ends at ". ", "? " or "! " (with closing quotes or brackets kept
 // on the sentence), or at a line break. A period after a title or a common
-// abbreviation ("Dr.", "e.g.", "Jan.") , after a single initial ("J.") or
+// abbreviation ("Dr.", "e.g.", "Jan."), after a single initial ("J.") or
 // inside a number ("3.5", "$1,234.56") does not end a sentence, and neither
 // does a period followed by a lower-case word. Sentences longer than
 // MaxUtteranceChars are cut further at clause punctuation (, ; : -), then
