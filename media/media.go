@@ -2,6 +2,14 @@
 // companding, WAV files, sample-rate conversion, voice activity detection
 // with endpointing, the paced playout queue toward a leg and the mixer for
 // bridges. Everything per frame runs without allocation in steady state.
+//
+// github.com/livekit/media-sdk (Apache-2.0) was weighed as a dependency for
+// G.711, resampling and mixing. Its resampler and Opus code need cgo
+// (soxr/libopus), the module pulls in livekit/protocol and its generated
+// protobuf tree, and its mixer allocates a frame per cycle and cannot
+// whisper. What parley needs fits in a few hundred lines here with no cgo
+// and no new dependency, so the package keeps livekit's shapes (20 ms
+// frames, a per-party bounded buffer mixed on a clock) but not its code.
 package media
 
 import "time"

@@ -246,3 +246,29 @@ func BenchmarkResamplerProcess16kTo8k(b *testing.B)   { benchResampler(b, 16000,
 func BenchmarkResamplerProcess48kTo8k(b *testing.B)   { benchResampler(b, 48000, 8000) }
 func BenchmarkResamplerProcess24kTo8k(b *testing.B)   { benchResampler(b, 24000, 8000) }
 func BenchmarkResamplerProcess22050To8k(b *testing.B) { benchResampler(b, 22050, 8000) }
+
+// FuzzResamplerChunking checks that any split of the input into chunks
+// gives the one-shot result, for a few rate pairs.
+func FuzzResamplerChunking(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8}, uint8(0), uint8(3))
+	f.Add(make([]byte, 640), uint8(2), uint8(160))
+	pairs := [][2]int{{8000, 16000}, {16000, 8000}, {24000, 8000}, {22050, 16000}, {8000, 44101}}
+	f.Fuzz(func(t *testing.T, raw []byte, pair, chunk uint8) {
+		p := pairs[int(pair)%len(pairs)]
+		x := make([]int16, len(raw)/2)
+		for i := range x {
+			x[i] = int16(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+		}
+		want := Resample(x, p[0], p[1])
+		r := NewResampler(p[0], p[1])
+		var got []int16
+		step := int(chunk)%200 + 1
+		for i := 0; i < len(x); i += step {
+			got = r.Process(got, x[i:min(i+step, len(x))])
+		}
+		got = r.Flush(got)
+		if !equalInt16(got, want) {
+			t.Fatalf("%v chunk %d: streaming differs from one-shot", p, step)
+		}
+	})
+}
