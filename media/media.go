@@ -4,12 +4,13 @@
 // bridges. Everything per frame runs without allocation in steady state.
 //
 // github.com/livekit/media-sdk (Apache-2.0) was weighed as a dependency for
-// G.711, resampling and mixing. Its resampler and Opus code need cgo
-// (soxr/libopus), the module pulls in livekit/protocol and its generated
-// protobuf tree, and its mixer allocates a frame per cycle and cannot
-// whisper. What parley needs fits in a few hundred lines here with no cgo
-// and no new dependency, so the package keeps livekit's shapes (20 ms
-// frames, a per-party bounded buffer mixed on a clock) but not its code.
+// G.711, resampling and mixing. Its resampler is libsoxr through cgo (with
+// gopxl/beep as the non-cgo fallback), its module requires livekit/protocol,
+// amrwb-cgo, hraban/opus (cgo) and zap, and its mixer produces one mix for
+// one writer (no per-party mix-minus, no whisper) and allocates a frame per
+// cycle. What parley needs fits in a few hundred lines here with no cgo and
+// no new dependency, so the package keeps livekit's shapes (20 ms frames, a
+// per-party bounded buffer mixed on a clock) but not its code.
 package media
 
 import "time"
