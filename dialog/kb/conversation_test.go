@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/parley-ai/parley/dialog"
+	"github.com/parley-ai/parley/dialog/kb/nlu"
 )
 
 func speech(text string) dialog.Input {
@@ -463,4 +465,56 @@ func BenchmarkRespond(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestTrainFiles checks that extra training rows reach the classifier only
+// under knowledge-base intents (directly or through LabelMap) or oos.
+func TestTrainFiles(t *testing.T) {
+	k := sampleKB(t)
+	opt := Options{TrainFiles: []string{"testdata/train.csv"}, LabelMap: map[string]string{"lost_or_stolen_card": "card_lost"}}
+	ex, err := trainingExamples(k, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := trainingExamples(k, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := ex[len(base):]
+	want := []string{"card_lost", "card_lost", "oos", "fees"}
+	if len(extra) != len(want) {
+		t.Fatalf("extra rows %v, want intents %v", extra, want)
+	}
+	for i, e := range extra {
+		if e.Intent != want[i] {
+			t.Errorf("row %d (%q): intent %q, want %q", i, e.Text, e.Intent, want[i])
+		}
+	}
+	opt.NLU = nlu.Options{Seed: 1, Epochs: 5, Folds: 2} // a quick model: only its labels are checked
+	e, err := New(k, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(e.Model().Intents()), len(k.Intents); got != want {
+		t.Errorf("model knows %d intents, the knowledge base has %d", got, want)
+	}
+}
+
+// TestConcurrentConversations runs calls in parallel on one engine (run with -race).
+func TestConcurrentConversations(t *testing.T) {
+	e := engine(t)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.NewConversation(dialog.CallContext{CallID: fmt.Sprint("CA", i)})
+			for _, in := range []dialog.Input{speech("what's my balance"), keys("4821"), speech("I lost my card"), silence, speech("no")} {
+				if _, err := c.Respond(context.Background(), in, func(string) error { return nil }); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
