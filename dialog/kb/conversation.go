@@ -19,6 +19,10 @@ const (
 	frustrationDecay = 0.6 // share of the previous turn's frustration carried over
 )
 
+// switchFromFree is the classifier confidence a reply to a free slot's
+// question needs to count as a new request instead of the answer.
+const switchFromFree = 0.9
+
 // Speakers in a conversation's history.
 const (
 	SpeakerCaller = "caller"
@@ -367,7 +371,7 @@ func (c *Conversation) onSpeech(r *reply, in dialog.Input) {
 		c.callerTexts = c.callerTexts[1:]
 	}
 
-	pred := c.e.model.Predict(text)
+	pred := c.e.classify(text)
 	conf := c.e.opt.ConfirmBelow
 	top := pred.Intent
 	action := ActionNone
@@ -379,6 +383,9 @@ func (c *Conversation) onSpeech(r *reply, in dialog.Input) {
 	// A confident control request wins over the open question: "go back"
 	// while a card number is asked for goes back.
 	control := action != ActionNone && action != ActionYes && action != ActionNo && pred.Confidence >= conf
+	if control && c.answersPending(text, action) {
+		control = false
+	}
 
 	if asksForHuman(ws) || (action == ActionAgent && pred.Confidence >= conf) {
 		r.res.Confidence = 1 // by rule
@@ -416,11 +423,28 @@ func (c *Conversation) onSpeech(r *reply, in dialog.Input) {
 		// A likely in-scope guess the classifier still rejected (its
 		// out-of-scope threshold is stricter): asking beats a wrong refusal.
 		c.offer(r, c.e.kb.Intent(best.Intent), best.Confidence)
-	case pred.OutOfScope && pred.Confidence >= c.e.opt.OutOfScopeAbove:
+	case pred.OutOfScope && best.Confidence < c.e.opt.RejectBelow:
+		// Nothing in the knowledge base comes close: decline politely.
 		c.outOfScope(r)
 	default:
 		c.notUnderstood(r, pred.Confidence)
 	}
+}
+
+// answersPending reports whether an utterance the classifier took for a
+// control request really answers the open question: digits of the expected
+// length for a digits slot ("no, it's 4 8 2 2"), or a correction of a
+// read-back or a guess, which means no.
+func (c *Conversation) answersPending(text string, a Action) bool {
+	p := c.pend
+	switch p.kind {
+	case waitSlot, waitSlotConfirm:
+		s := p.intent.Slots[p.slot]
+		if s.Type == SlotDigits && len(ParseDigits(text, true)) == s.Length {
+			return true
+		}
+	}
+	return a == ActionCorrection && (p.kind == waitSlotConfirm || p.kind == waitConfirm)
 }
 
 // onPending treats the utterance as the answer to the open question. It
@@ -465,7 +489,9 @@ func (c *Conversation) onPending(r *reply, text string, ws []string, pred nlu.Pr
 				return false
 			}
 		case SlotFree:
-			if confidentOther {
+			// Any words answer an open question ("last March"); only a
+			// longer, very clear request for something else changes the subject.
+			if confidentOther && pred.Confidence >= switchFromFree && len(ws) >= 3 {
 				return false
 			}
 			c.fill(r, s.Name, text)

@@ -11,9 +11,8 @@ import (
 
 // Default confidence thresholds (see Options).
 const (
-	DefaultConfirmBelow    = 0.5
-	DefaultRejectBelow     = 0.15
-	DefaultOutOfScopeAbove = 0.85
+	DefaultConfirmBelow = 0.5
+	DefaultRejectBelow  = 0.15
 )
 
 // Options tunes an Engine. The zero value uses the knowledge base alone with
@@ -36,13 +35,10 @@ type Options struct {
 	// DefaultConfirmBelow.
 	ConfirmBelow float64
 	// RejectBelow: a best guess with a lower confidence is not offered at
-	// all; the caller is asked to rephrase. 0 means DefaultRejectBelow.
+	// all; the caller is asked to rephrase. An utterance the classifier
+	// calls out of scope whose best in-scope intent scores below it is
+	// declined politely (Result.OutOfScope). 0 means DefaultRejectBelow.
 	RejectBelow float64
-	// OutOfScopeAbove: an utterance the classifier calls out of scope with
-	// at least this confidence is declined politely (Result.OutOfScope);
-	// below it, and with no in-scope guess worth offering, the caller is
-	// asked to say it again. 0 means DefaultOutOfScopeAbove.
-	OutOfScopeAbove float64
 	// MinASRConfidence: speech recognized with a lower confidence is treated
 	// as not understood, whatever its words. 0 disables the check.
 	MinASRConfidence float64
@@ -57,6 +53,7 @@ type Options struct {
 type Engine struct {
 	kb        *KB
 	model     *nlu.Model
+	classify  func(text string) nlu.Prediction // model.Predict; tests substitute it
 	opt       Options
 	sentences []string
 	byAction  map[Action]*Intent
@@ -76,9 +73,6 @@ func New(k *KB, opt Options) (*Engine, error) {
 	if opt.RejectBelow <= 0 {
 		opt.RejectBelow = DefaultRejectBelow
 	}
-	if opt.OutOfScopeAbove <= 0 {
-		opt.OutOfScopeAbove = DefaultOutOfScopeAbove
-	}
 	if opt.RejectBelow > opt.ConfirmBelow {
 		return nil, fmt.Errorf("kb: new engine: RejectBelow %.2f is above ConfirmBelow %.2f", opt.RejectBelow, opt.ConfirmBelow)
 	}
@@ -90,7 +84,7 @@ func New(k *KB, opt Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kb: new engine: %w", err)
 	}
-	e := &Engine{kb: k, model: model, opt: opt, byAction: map[Action]*Intent{}}
+	e := &Engine{kb: k, model: model, classify: model.Predict, opt: opt, byAction: map[Action]*Intent{}}
 	for _, in := range k.Intents {
 		if in.Action != ActionNone {
 			e.byAction[in.Action] = in
