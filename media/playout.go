@@ -60,7 +60,9 @@ type playoutMark struct {
 // nothing while the queue is empty (Twilio and browsers play silence by
 // themselves). Marks reach the sink right after the last frame queued
 // before them, so a mark echoed by the far end means "the caller heard
-// everything before it". Clear drops everything queued at once (barge-in).
+// everything before it". A final partial frame is padded with silence; it
+// is held back one tick first unless a mark ends the audio there, so that
+// streamed audio arriving in odd-sized chunks plays without gaps. Clear drops everything queued at once (barge-in).
 // Audio lives in a ring buffer that grows on demand up to MaxQueue, so
 // steady-state playout does not allocate.
 type Playout struct {
@@ -74,19 +76,20 @@ type Playout struct {
 	sinkMu  sync.Mutex // serialises sink calls; held by Run while writing and by Clear
 	scratch []int16    // frame handed to the sink (only touched under sinkMu)
 
-	mu       sync.Mutex
-	ring     []int16
-	head     int   // index of the oldest queued sample
-	queued   int   // samples queued
-	enqueued int64 // samples ever enqueued (positions for marks)
-	position int64 // samples of queued audio handed to the sink
-	marks    []playoutMark
-	markHead int
-	played   time.Time // when the far end will have played all we sent (pacing estimate)
-	onIdle   func()
-	stats    PlayoutStats
-	err      error // sink failure seen outside Run (from Clear)
-	closed   bool
+	mu        sync.Mutex
+	ring      []int16
+	head      int   // index of the oldest queued sample
+	queued    int   // samples queued
+	enqueued  int64 // samples ever enqueued (positions for marks)
+	position  int64 // samples of queued audio handed to the sink
+	marks     []playoutMark
+	markHead  int
+	played    time.Time // when the far end will have played all we sent (pacing estimate)
+	partialAt time.Time // when a partial last frame was first held back
+	onIdle    func()
+	stats     PlayoutStats
+	err       error // sink failure seen outside Run (from Clear)
+	closed    bool
 
 	wake chan struct{} // cap 1: audio or a mark arrived
 }
@@ -206,6 +209,7 @@ func (p *Playout) Clear() {
 	// continue from the played position.
 	p.enqueued = p.position
 	p.played = time.Time{}
+	p.partialAt = time.Time{}
 	p.mu.Unlock()
 	if err := p.sink.Clear(); err != nil {
 		p.mu.Lock()
@@ -345,6 +349,19 @@ func (p *Playout) pump(now time.Time) (idle func(), err error) {
 			p.mu.Unlock()
 			return idle, nil
 		}
+		if p.queued < p.frame && !p.tailMarked() {
+			// A partial frame may be the middle of a stream whose next
+			// chunk is on its way: hold it for one tick (the far end has
+			// the lead to play meanwhile) rather than pad a gap into it.
+			if p.partialAt.IsZero() {
+				p.partialAt = now
+			}
+			if now.Sub(p.partialAt) < FrameDuration {
+				p.mu.Unlock()
+				return nil, nil
+			}
+		}
+		p.partialAt = time.Time{}
 		n := min(p.queued, p.frame)
 		c := copy(p.scratch, p.ring[p.head:min(p.head+n, len(p.ring))])
 		copy(p.scratch[c:n], p.ring[:n-c])
@@ -358,17 +375,23 @@ func (p *Playout) pump(now time.Time) (idle func(), err error) {
 			p.played = now
 		}
 		p.played = p.played.Add(FrameDuration)
+		// Count before the call so a reader who saw the frame arrive also
+		// sees it counted.
+		p.position += int64(n)
+		p.stats.Frames++
 		p.mu.Unlock()
 
 		if err := p.sink.WriteFrame(p.scratch); err != nil {
 			return nil, fmt.Errorf("media: playout write frame: %w", err)
 		}
 		wrote = true
-		p.mu.Lock()
-		p.position += int64(n)
-		p.stats.Frames++
-		p.mu.Unlock()
 	}
+}
+
+// tailMarked reports whether a mark follows the last queued sample: the
+// producer has said the audio is complete there. Called with mu held.
+func (p *Playout) tailMarked() bool {
+	return p.markHead < len(p.marks) && p.marks[len(p.marks)-1].at == p.enqueued
 }
 
 // deliverMarks hands the sink every mark whose position has been played.
@@ -378,12 +401,12 @@ func (p *Playout) deliverMarks() error {
 		m := p.marks[p.markHead]
 		p.marks[p.markHead] = playoutMark{}
 		p.markHead++
+		p.stats.Marks++
 		p.mu.Unlock()
 		if err := p.sink.Mark(m.name); err != nil {
 			return fmt.Errorf("media: playout mark %q: %w", m.name, err)
 		}
 		p.mu.Lock()
-		p.stats.Marks++
 	}
 	return nil
 }

@@ -235,6 +235,37 @@ func TestPlayoutMarkBetweenFrames(t *testing.T) {
 	sink.expect(t, "F", "mark:two")
 }
 
+func TestPlayoutPartialFrames(t *testing.T) {
+	clk := newFakeClock()
+	sink := newFakeSink()
+	p := NewPlayout(sink, 8000, PlayoutOptions{Clock: clk})
+	stop := startPlayout(p)
+	defer stop()
+	// Streamed audio in odd chunks: the partial frame is held, and the
+	// next chunk completes it without a gap.
+	p.Write(ramp(0, 250))
+	sink.expect(t, "F")
+	clk.waitArmed(t)
+	sink.expectNone(t)
+	p.Write(ramp(250, 70))
+	sink.expect(t, "F")
+	sink.mu.Lock()
+	second := sink.frames[1]
+	sink.mu.Unlock()
+	if !equalInt16(second, ramp(160, 160)) {
+		t.Fatalf("second frame %v..., want the stream continued without padding", second[:4])
+	}
+	// A mark right after a partial frame releases it at once.
+	p.Write(ramp(320, 30))
+	p.Mark("eos")
+	clk.waitArmedAfter(t, clk.Now())
+	clk.Advance(20 * time.Millisecond)
+	sink.expect(t, "F", "mark:eos")
+	if p.Position() != 350 {
+		t.Fatalf("position %d", p.Position())
+	}
+}
+
 func TestPlayoutClear(t *testing.T) {
 	clk := newFakeClock()
 	sink := newFakeSink()
@@ -253,7 +284,6 @@ func TestPlayoutClear(t *testing.T) {
 	}
 	// The pending tick finds nothing: no frame, no cancelled mark.
 	clk.Advance(20 * time.Millisecond)
-	clk.Advance(100 * time.Millisecond)
 	sink.expectNone(t)
 
 	// New audio starts a fresh burst with a full lead; positions continue.
@@ -343,7 +373,11 @@ func TestPlayoutRingWrapAndGrowth(t *testing.T) {
 		}
 	}
 	write(100)
-	sink.expect(t, "F") // a lone partial frame goes out padded
+	// A lone partial frame waits one tick for more audio, then goes out padded.
+	clk.waitArmedAfter(t, clk.Now())
+	sink.expectNone(t)
+	clk.Advance(20 * time.Millisecond)
+	sink.expect(t, "F")
 	want = append(want, make([]int16, 60)...)
 	write(7000)
 	// The far end still plays the first frame, so the burst waits a tick.
@@ -354,6 +388,14 @@ func TestPlayoutRingWrapAndGrowth(t *testing.T) {
 		}
 		if i == 20 {
 			write(12000) // beyond the initial one-second ring
+		}
+		if q := p.Queued(); q > 0 && q < 160 {
+			// The producer ends the stream with a mark, which releases
+			// the partial last frame.
+			p.Mark("end")
+			clk.Advance(20 * time.Millisecond)
+			sink.expect(t, "F", "mark:end")
+			break
 		}
 		clk.Advance(20 * time.Millisecond)
 		sink.expect(t, "F")
