@@ -26,115 +26,259 @@ func stratifiedFolds(ys []int, classes, k int, seed uint64) []int {
 	return folds
 }
 
-// nll is the mean negative log-likelihood of the labels under softmax(s/t).
-func nll(scores [][]float64, ys []int, t float64) float64 {
-	var sum float64
-	buf := make([]float64, 0, 256)
-	for i, s := range scores {
-		buf = append(buf[:0], s...)
-		p := softmax(buf, t)
-		sum -= math.Log(max(p[ys[i]], 1e-300))
-	}
-	return sum / float64(len(scores))
-}
-
-// fitTemperature finds the softmax temperature that minimises the negative
-// log-likelihood of held-out scores (temperature scaling, Guo et al. 2017)
-// by golden-section search over log t, which is unimodal for this loss.
-func fitTemperature(scores [][]float64, ys []int) float64 {
+// fitMixture fits the weights that mix the component scores (numComponents
+// blocks of k per example) into softmax logits by minimising the negative
+// log-likelihood of held-out labels. With one component this is temperature
+// scaling (Guo et al. 2017); with several it also learns how much to trust
+// each. The loss is convex in the weights, so damped Newton steps converge
+// in a few iterations.
+func fitMixture(scores [][]float64, ys []int, k int) []float64 {
+	const nc = numComponents
+	a := make([]float64, nc)
+	a[compSVM] = 1
 	if len(scores) == 0 {
-		return 1
+		return a
 	}
-	lo, hi := math.Log(1e-3), math.Log(1e2)
-	const phi = 0.6180339887498949
-	a, b := hi-phi*(hi-lo), lo+phi*(hi-lo)
-	fa, fb := nll(scores, ys, math.Exp(a)), nll(scores, ys, math.Exp(b))
-	for range 60 {
-		if fa < fb {
-			hi, b, fb = b, a, fa
-			a = hi - phi*(hi-lo)
-			fa = nll(scores, ys, math.Exp(a))
-		} else {
-			lo, a, fa = a, b, fb
-			b = lo + phi*(hi-lo)
-			fb = nll(scores, ys, math.Exp(b))
+	loss := func(a []float64) float64 {
+		var sum float64
+		z := make([]float64, k)
+		for i, s := range scores {
+			mixLogits(s, a, k, z)
+			sum += logSumExp(z) - z[ys[i]]
+		}
+		return sum / float64(len(scores))
+	}
+	f := loss(a)
+	z := make([]float64, k)
+	for range 50 {
+		g := make([]float64, nc)
+		h := make([][]float64, nc)
+		for m := range h {
+			h[m] = make([]float64, nc)
+		}
+		for i, s := range scores {
+			p := softmax(mixLogits(s, a, k, z), 1)
+			var e [nc]float64
+			for m := range nc {
+				for c, v := range s[m*k : m*k+k] {
+					e[m] += p[c] * v
+				}
+				g[m] += e[m] - s[m*k+ys[i]]
+			}
+			for m := range nc {
+				for n := m; n < nc; n++ {
+					var e2 float64
+					sm, sn := s[m*k:m*k+k], s[n*k:n*k+k]
+					for c := range k {
+						e2 += p[c] * sm[c] * sn[c]
+					}
+					h[m][n] += e2 - e[m]*e[n]
+				}
+			}
+		}
+		var gnorm float64
+		for m := range nc {
+			g[m] /= float64(len(scores))
+			gnorm += g[m] * g[m]
+			for n := m; n < nc; n++ {
+				h[m][n] /= float64(len(scores))
+				h[n][m] = h[m][n]
+			}
+			h[m][m] += 1e-9
+		}
+		if gnorm < 1e-14 {
+			break
+		}
+		step, ok := solveDense(h, g)
+		if !ok {
+			break
+		}
+		improved := false
+		for t := 1.0; t > 1e-4; t /= 2 {
+			b := make([]float64, nc)
+			for m := range nc {
+				b[m] = a[m] - t*step[m]
+			}
+			if fb := loss(b); fb < f {
+				a, f, improved = b, fb, true
+				break
+			}
+		}
+		if !improved {
+			break
 		}
 	}
-	return math.Exp((lo + hi) / 2)
+	return a
 }
 
-// chooseThreshold picks the out-of-scope threshold on the calibrated top
-// in-scope probability that maximises in-scope accuracy plus out-of-scope
-// recall on held-out scores (both count a wrongly rejected or wrongly
-// accepted utterance as an error). Ties go to the lower threshold.
-func chooseThreshold(scores [][]float64, ys []int, t float64, oosClass int) float64 {
-	type row struct {
-		p       float64
-		correct bool // in scope and the top in-scope intent is right
-		oos     bool // gold label is out of scope
-		forced  bool // the oos class outscores every in-scope intent
+// solveDense returns x with h·x = g by Gaussian elimination with partial
+// pivoting, on copies; ok is false if h is singular.
+func solveDense(h [][]float64, g []float64) (x []float64, ok bool) {
+	n := len(g)
+	a := make([][]float64, n)
+	for r := range a {
+		a[r] = slices.Clone(h[r])
 	}
-	rows := make([]row, len(scores))
-	var nIn, nOOS int
-	buf := make([]float64, 0, 256)
-	for i, s := range scores {
-		p := softmax(append(buf[:0], s...), t)
-		best := -1
-		for c, v := range p {
-			if c != oosClass && (best < 0 || v > p[best]) {
-				best = c
+	b := slices.Clone(g)
+	for col := range n {
+		piv := col
+		for r := col + 1; r < n; r++ {
+			if math.Abs(a[r][col]) > math.Abs(a[piv][col]) {
+				piv = r
 			}
 		}
-		rows[i] = row{p: p[best], correct: best == ys[i], oos: ys[i] == oosClass, forced: p[oosClass] > p[best]}
-		if rows[i].oos {
-			nOOS++
-		} else {
-			nIn++
+		if math.Abs(a[piv][col]) < 1e-15 {
+			return nil, false
+		}
+		a[col], a[piv] = a[piv], a[col]
+		b[col], b[piv] = b[piv], b[col]
+		for r := col + 1; r < n; r++ {
+			f := a[r][col] / a[col][col]
+			for c := col; c < n; c++ {
+				a[r][c] -= f * a[col][c]
+			}
+			b[r] -= f * b[col]
 		}
 	}
-	if nIn == 0 || nOOS == 0 {
+	x = make([]float64, n)
+	for r := n - 1; r >= 0; r-- {
+		v := b[r]
+		for c := r + 1; c < n; c++ {
+			v -= a[r][c] * x[c]
+		}
+		x[r] = v / a[r][r]
+	}
+	return x, true
+}
+
+func logSumExp(z []float64) float64 {
+	mx := math.Inf(-1)
+	for _, v := range z {
+		mx = max(mx, v)
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(v - mx)
+	}
+	return mx + math.Log(s)
+}
+
+// chooseThreshold picks the out-of-scope threshold on held-out in-scope
+// scores: the lowest threshold that rejects at least the share recall of the
+// out-of-scope examples (rejecting as few in-scope ones as possible). It
+// returns 0 without out-of-scope examples.
+func chooseThreshold(inScore []float64, correct, isOOS []bool, recall float64) float64 {
+	var oos []float64
+	for i, s := range inScore {
+		if isOOS[i] {
+			oos = append(oos, s)
+		}
+	}
+	if len(oos) == 0 {
 		return 0
 	}
-	slices.SortFunc(rows, func(a, b row) int {
-		switch {
-		case a.p < b.p:
-			return -1
-		case a.p > b.p:
-			return 1
-		}
+	slices.Sort(oos)
+	// Rejecting "score < t" catches oos[:need] when t is just above oos[need-1].
+	need := min(len(oos), int(math.Ceil(recall*float64(len(oos))-1e-9)))
+	if need <= 0 {
 		return 0
-	})
-	// Threshold just above rows[i-1].p rejects rows[:i].
-	var inOK, oosCaught int
-	for _, r := range rows {
-		if r.correct && !r.forced {
-			inOK++
-		}
-		if r.oos && r.forced {
-			oosCaught++
-		}
 	}
-	bestJ := float64(inOK)/float64(nIn) + float64(oosCaught)/float64(nOOS)
-	bestT := 0.0
-	for i, r := range rows {
-		if r.correct && !r.forced {
-			inOK--
+	return math.Nextafter(oos[need-1], math.Inf(1))
+}
+
+// Out-of-scope signals: the calibrated probability of the best in-scope
+// intent and of the oos class, the similarity of the nearest training
+// utterance of the best intent, and the vocabulary coverage of the
+// utterance's words.
+const (
+	sigTop = iota
+	sigOOS
+	sigNearest
+	sigCoverage
+	numSignals
+)
+
+// oosSignals gathers the out-of-scope signals of one utterance.
+func (m *Model) oosSignals(probs, comp []float64, best int, coverage float64) []float64 {
+	k := len(m.intents)
+	f := make([]float64, numSignals)
+	f[sigTop] = probs[best]
+	if m.oosClass >= 0 {
+		f[sigOOS] = probs[m.oosClass]
+	}
+	f[sigNearest] = comp[compKNN*k+best]
+	f[sigCoverage] = coverage
+	return f
+}
+
+// oosGate is a logistic regression on the out-of-scope signals that
+// estimates the probability that an utterance is out of scope.
+type oosGate struct {
+	w []float64 // bias, then one weight per signal
+}
+
+// prob returns the estimated probability that the utterance with signals f
+// is out of scope.
+func (g *oosGate) prob(f []float64) float64 {
+	z := g.w[0]
+	for i, v := range f {
+		z += g.w[i+1] * v
+	}
+	return 1 / (1 + math.Exp(-z))
+}
+
+// fitGate fits the gate on held-out signals by Newton's method on the
+// L2-penalised (λ=1e-3, bias unpenalised) log-likelihood.
+func fitGate(feats [][]float64, isOOS []bool) *oosGate {
+	const lambda = 1e-3
+	n := numSignals + 1
+	g := &oosGate{w: make([]float64, n)}
+	x := make([]float64, n)
+	for range 30 {
+		grad := make([]float64, n)
+		hess := make([][]float64, n)
+		for i := range hess {
+			hess[i] = make([]float64, n)
 		}
-		if r.oos && !r.forced {
-			oosCaught++
-		}
-		if i+1 < len(rows) && rows[i+1].p == r.p {
-			continue
-		}
-		j := float64(inOK)/float64(nIn) + float64(oosCaught)/float64(nOOS)
-		if j > bestJ+1e-12 {
-			bestJ = j
-			if i+1 < len(rows) {
-				bestT = (r.p + rows[i+1].p) / 2
-			} else {
-				bestT = math.Nextafter(r.p, 1)
+		for i, f := range feats {
+			x[0] = 1
+			copy(x[1:], f)
+			p := g.prob(f)
+			y := 0.0
+			if isOOS[i] {
+				y = 1
+			}
+			for a := range n {
+				grad[a] += (p - y) * x[a]
+				for b := range n {
+					hess[a][b] += p * (1 - p) * x[a] * x[b]
+				}
 			}
 		}
+		m := float64(len(feats))
+		for a := range n {
+			grad[a] /= m
+			for b := range n {
+				hess[a][b] /= m
+			}
+			if a > 0 {
+				grad[a] += lambda * g.w[a]
+				hess[a][a] += lambda
+			}
+			hess[a][a] += 1e-12
+		}
+		step, ok := solveDense(hess, grad)
+		if !ok {
+			break
+		}
+		var size float64
+		for a := range n {
+			g.w[a] -= step[a]
+			size += step[a] * step[a]
+		}
+		if size < 1e-16 {
+			break
+		}
 	}
-	return bestT
+	return g
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -67,13 +68,21 @@ func TestEvalFull(t *testing.T) {
 	}
 	for _, r := range runs {
 		start := time.Now()
-		m, err := Train(r.train, Options{})
+		opt := Options{}
+		if v := os.Getenv("NLU_C"); v != "" {
+			opt.C, _ = strconv.ParseFloat(v, 64)
+		}
+		m, err := Train(r.train, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
 		took := time.Since(start)
 		mt := Evaluate(m, r.test)
 		js, _ := json.Marshal(mt)
-		t.Logf("%s: train %d ex in %v (GOMAXPROCS %d), threshold %.3f, temp %.3f: %s", r.name, len(r.train), took.Round(time.Millisecond), runtime.GOMAXPROCS(0), m.Threshold(), m.temp, js)
+		gate := []float64(nil)
+		if m.gate != nil {
+			gate = m.gate.w
+		}
+		t.Logf("%s: train %d ex in %v (GOMAXPROCS %d), threshold %.3f, mix %.3f, gate %.3f: %s", r.name, len(r.train), took.Round(time.Millisecond), runtime.GOMAXPROCS(0), m.Threshold(), m.mix, gate, js)
 	}
 }

@@ -222,21 +222,9 @@ func extract(text string) []rawFeature {
 	// Character 2- to 5-grams inside each word padded with spaces: robust to
 	// typos and unseen inflections.
 	var buf []byte
-	for _, t := range toks {
-		if t[0] == '<' {
-			continue
-		}
-		buf = append(buf[:0], ' ')
-		buf = append(buf, t...)
-		buf = append(buf, ' ')
-		for n := 2; n <= 5; n++ {
-			if n > len(buf) {
-				break
-			}
+	emit := func(buf []byte, lo, hi int) {
+		for n := lo; n <= hi && n <= len(buf); n++ {
 			for i := 0; i+n <= len(buf); i++ {
-				if n == 2 && i == 0 && len(buf) == 3 {
-					continue
-				}
 				h := newHasher(kindChar)
 				for _, c := range buf[i : i+n] {
 					h = (h ^ hasher(c)) * fnvPrime
@@ -244,6 +232,15 @@ func extract(text string) []rawFeature {
 				add(h, groupChar)
 			}
 		}
+	}
+	for _, t := range toks {
+		if t[0] == '<' {
+			continue
+		}
+		buf = append(buf[:0], ' ')
+		buf = append(buf, t...)
+		buf = append(buf, ' ')
+		emit(buf, 2, 5)
 	}
 	return out
 }
@@ -321,13 +318,18 @@ func buildVocabulary(docs [][]termCount, minDF [numGroups]int) *vocabulary {
 
 // vectorize turns counted terms into a unit-length TF-IDF vector (sublinear
 // term frequency, per-group L2 normalisation, groups mixed by groupWeight).
-// Terms outside the vocabulary are dropped; known reports how many word
-// features were in the vocabulary.
-func (v *vocabulary) vectorize(terms []termCount) (vec sparse, known int) {
+// Terms outside the vocabulary are dropped; coverage is the share of the
+// distinct word features that are in the vocabulary (0 without any), a
+// telling sign of out-of-scope requests.
+func (v *vocabulary) vectorize(terms []termCount) (vec sparse, coverage float64) {
+	known, words := 0, 0
 	vec.idx = make([]int32, 0, len(terms))
 	vec.val = make([]float32, 0, len(terms))
 	var norm [numGroups]float64
 	for _, t := range terms {
+		if t.group == groupWord {
+			words++
+		}
 		j, ok := v.index[t.key]
 		if !ok {
 			continue
@@ -358,7 +360,10 @@ func (v *vocabulary) vectorize(terms []termCount) (vec sparse, known int) {
 	// Indices must increase for the merge-style dot products; map order
 	// follows hash order, not index order.
 	sortSparse(&vec)
-	return vec, known
+	if words > 0 {
+		coverage = float64(known) / float64(words)
+	}
+	return vec, coverage
 }
 
 func sortSparse(v *sparse) {

@@ -1,6 +1,10 @@
 package nlu
 
-import "math"
+import (
+	"math"
+	"runtime"
+	"slices"
+)
 
 // Metrics summarises a model's predictions on labelled test data.
 type Metrics struct {
@@ -31,7 +35,7 @@ const eceBins = 15
 // Ratios whose denominator is zero are reported as 0.
 func Evaluate(m *Model, test []Example) Metrics {
 	preds := make([]Prediction, len(test))
-	parallelFor(len(test), 0, func(i int) { preds[i] = m.Predict(test[i].Text) })
+	parallelFor(len(test), runtime.GOMAXPROCS(0), func(i int) { preds[i] = m.Predict(test[i].Text) })
 	return score(test, preds)
 }
 
@@ -81,15 +85,17 @@ func score(test []Example, preds []Prediction) Metrics {
 	mt.InScopeAccuracy = ratio(inOK, inN)
 	mt.OOSRecall = ratio(oosOK, oosN)
 	mt.OOSPrecision = ratio(oosOK, oosPred)
-	labels := map[string]bool{}
+	var labels []string
 	for _, ex := range test {
-		labels[ex.Intent] = true
+		labels = append(labels, ex.Intent)
 	}
 	for _, p := range preds {
-		labels[p.Intent] = true
+		labels = append(labels, p.Intent)
 	}
+	slices.Sort(labels)
+	labels = slices.Compact(labels) // sorted, so the sum is deterministic
 	var f1 float64
-	for l := range labels {
+	for _, l := range labels {
 		if d := 2*tp[l] + fp[l] + fn[l]; d > 0 {
 			f1 += 2 * float64(tp[l]) / float64(d)
 		}

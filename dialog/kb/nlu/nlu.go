@@ -47,6 +47,10 @@ type Options struct {
 	OOSThreshold float64
 	// C is the SVM's inverse regularisation strength; 0 means 1.
 	C float64
+	// OOSRecall is the share of the held-out out-of-scope examples the
+	// threshold chosen at training time must reject; it trades in-scope
+	// accuracy for out-of-scope recall. 0 means 0.8.
+	OOSRecall float64
 	// Folds is the number of cross-fitting folds whose out-of-fold scores
 	// fit the calibration and the out-of-scope threshold; 0 means 3.
 	Folds int
@@ -78,12 +82,12 @@ const maxTop = 5
 type Model struct {
 	intents   []string // class names by class id, including OutOfScope if trained
 	oosClass  int      // class id of OutOfScope, or -1
-	vocab     *vocabulary
-	w         []float32 // feature-major weights: w[j*k+c]
-	bias      []float32
-	temp      float64 // softmax temperature applied to the scores
-	threshold float64 // out-of-scope threshold chosen at training time
-	override  float64 // Options.OOSThreshold
+	scorer    *scorer
+	mix       []float64 // weight of each score component in the logits
+	gate      *oosGate  // out-of-scope detector, nil without oos training data
+	simPool   sync.Pool // *[]float32 scratch for nearest-neighbour scoring
+	threshold float64   // out-of-scope threshold chosen at training time
+	override  float64   // Options.OOSThreshold
 }
 
 // defaults fills in the zero fields of opt.
@@ -96,6 +100,9 @@ func (opt Options) withDefaults() Options {
 	}
 	if opt.C <= 0 {
 		opt.C = 1
+	}
+	if opt.OOSRecall <= 0 || opt.OOSRecall > 1 {
+		opt.OOSRecall = 0.8
 	}
 	if opt.Folds <= 0 {
 		opt.Folds = 3
@@ -150,10 +157,13 @@ func Train(examples []Example, opt Options) (*Model, error) {
 	terms := make([][]termCount, len(examples))
 	parallelFor(len(examples), opt.Workers, func(i int) { terms[i] = countTerms(extract(examples[i].Text)) })
 
-	// Cross-fitting: out-of-fold scores for every example fit the temperature
-	// and the threshold without touching data the scorer was trained on.
-	folds := stratifiedFolds(ys, len(names), opt.Folds, uint64(opt.Seed))
+	// Cross-fitting: out-of-fold scores for every example fit the
+	// calibration and the threshold without touching data the scorer was
+	// trained on.
+	k := len(names)
+	folds := stratifiedFolds(ys, k, opt.Folds, uint64(opt.Seed))
 	oof := make([][]float64, len(examples))
+	coverage := make([]float64, len(examples))
 	for f := range opt.Folds {
 		var trainIdx, testIdx []int
 		for i, fi := range folds {
@@ -166,51 +176,94 @@ func Train(examples []Example, opt Options) (*Model, error) {
 		if len(testIdx) == 0 || len(trainIdx) == 0 {
 			continue
 		}
-		sc := fitScorer(pick(terms, trainIdx), pick(ys, trainIdx), len(names), opt)
+		sc := fitScorer(pick(terms, trainIdx), pick(ys, trainIdx), k, opt)
 		parallelFor(len(testIdx), opt.Workers, func(t int) {
 			i := testIdx[t]
-			vec, _ := sc.vocab.vectorize(terms[i])
-			oof[i] = sc.scores(vec, make([]float64, len(names)))
+			var vec sparse
+			vec, coverage[i] = sc.vocab.vectorize(terms[i])
+			oof[i] = sc.componentScores(vec, make([]float32, sc.knn.n), make([]float64, numComponents*k))
 		})
 	}
 	var calScores [][]float64
 	var calY []int
+	var calCov []float64
 	for i, s := range oof {
 		if s != nil {
 			calScores = append(calScores, s)
 			calY = append(calY, ys[i])
+			calCov = append(calCov, coverage[i])
 		}
 	}
-	m.temp = fitTemperature(calScores, calY)
+	m.mix = fitMixture(calScores, calY, k)
 	if m.oosClass >= 0 {
-		m.threshold = chooseThreshold(calScores, calY, m.temp, m.oosClass)
+		feats := make([][]float64, len(calScores))
+		isOOS := make([]bool, len(calScores))
+		inScore := make([]float64, len(calScores))
+		correct := make([]bool, len(calScores))
+		for i, s := range calScores {
+			probs := softmax(mixLogits(s, m.mix, k, make([]float64, k)), 1)
+			best := m.bestInScope(probs)
+			feats[i] = m.oosSignals(probs, s, best, calCov[i])
+			isOOS[i] = calY[i] == m.oosClass
+			correct[i] = best == calY[i]
+		}
+		m.gate = fitGate(feats, isOOS)
+		for i, f := range feats {
+			inScore[i] = 1 - m.gate.prob(f)
+		}
+		m.threshold = chooseThreshold(inScore, correct, isOOS, opt.OOSRecall)
 	}
 
-	sc := fitScorer(terms, ys, len(names), opt)
-	m.vocab, m.w, m.bias = sc.vocab, sc.w, sc.bias
+	m.scorer = fitScorer(terms, ys, k, opt)
+	m.simPool.New = func() any { s := make([]float32, m.scorer.knn.n); return &s }
 	return m, nil
 }
 
-// scorer is the linear part of a model: vocabulary and weights.
+// Score components: the linear SVM's margins and the nearest-neighbour
+// similarities, mixed into logits by weights fitted at training time.
+const (
+	compSVM = iota
+	compKNN
+	numComponents
+)
+
+// scorer holds everything learnt from one training set: vocabulary, SVM
+// weights and nearest-neighbour index.
 type scorer struct {
 	vocab *vocabulary
 	k     int
-	w     []float32
+	w     []float32 // feature-major weights: w[j*k+c]
 	bias  []float32
+	knn   *knnIndex
 }
 
-// fitScorer builds a vocabulary from terms and trains the SVM on it.
+// fitScorer builds a vocabulary from terms and trains the components on it.
 func fitScorer(terms [][]termCount, ys []int, k int, opt Options) *scorer {
 	vocab := buildVocabulary(terms, minDF)
 	xs := make([]sparse, len(terms))
 	parallelFor(len(terms), opt.Workers, func(i int) { xs[i], _ = vocab.vectorize(terms[i]) })
 	w, b := trainSVM(xs, ys, k, len(vocab.idf), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
-	return &scorer{vocab: vocab, k: k, w: w, bias: b}
+	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, len(vocab.idf))}
 }
 
-// scores writes the raw class scores of vec into out and returns it.
-func (s *scorer) scores(vec sparse, out []float64) []float64 {
-	return linearScores(vec, s.w, s.bias, s.k, out)
+// componentScores writes the numComponents×k raw scores of vec into out
+// (component-major) and returns it; sims is zeroed scratch of length knn.n.
+func (s *scorer) componentScores(vec sparse, sims []float32, out []float64) []float64 {
+	k := s.k
+	linearScores(vec, s.w, s.bias, k, out[compSVM*k:compSVM*k+k])
+	s.knn.scores(vec, sims, out[compKNN*k:compKNN*k+k])
+	return out
+}
+
+// mixLogits combines component scores into class logits.
+func mixLogits(comp, mix []float64, k int, out []float64) []float64 {
+	clear(out)
+	for m, a := range mix {
+		for c, v := range comp[m*k : m*k+k] {
+			out[c] += a * v
+		}
+	}
+	return out
 }
 
 func linearScores(vec sparse, w, bias []float32, k int, out []float64) []float64 {
@@ -250,14 +303,44 @@ func (m *Model) Threshold() float64 {
 // Predict classifies text. An utterance with no word the model has seen is
 // out of scope whatever the threshold.
 func (m *Model) Predict(text string) Prediction {
-	vec, known := m.vocab.vectorize(countTerms(extract(text)))
+	vec, coverage := m.scorer.vocab.vectorize(countTerms(extract(text)))
 	k := len(m.intents)
-	probs := softmax(linearScores(vec, m.w, m.bias, k, make([]float64, k)), m.temp)
-	return m.decide(probs, known == 0)
+	sims := m.simPool.Get().(*[]float32)
+	comp := m.scorer.componentScores(vec, *sims, make([]float64, numComponents*k))
+	m.simPool.Put(sims)
+	probs := softmax(mixLogits(comp, m.mix, k, make([]float64, k)), 1)
+	best := m.bestInScope(probs)
+
+	var p Prediction
+	p.Top = m.top(probs)
+	// inScore is the probability that the utterance is in scope: from the
+	// gate when there was out-of-scope training data, else the top intent's
+	// confidence.
+	inScore := probs[best]
+	if m.gate != nil {
+		inScore = 1 - m.gate.prob(m.oosSignals(probs, comp, best, coverage))
+	}
+	if coverage == 0 || inScore < m.Threshold() {
+		p.Intent, p.OutOfScope, p.Confidence = OutOfScope, true, 1-inScore
+	} else {
+		p.Intent, p.Confidence = m.intents[best], probs[best]
+	}
+	return p
 }
 
-// decide turns calibrated class probabilities into a Prediction.
-func (m *Model) decide(probs []float64, unknown bool) Prediction {
+// bestInScope returns the in-scope class with the highest probability.
+func (m *Model) bestInScope(probs []float64) int {
+	best := -1
+	for c, v := range probs {
+		if c != m.oosClass && (best < 0 || v > probs[best]) {
+			best = c
+		}
+	}
+	return best
+}
+
+// top lists up to maxTop in-scope intents by decreasing probability.
+func (m *Model) top(probs []float64) []Scored {
 	order := make([]int, 0, len(probs))
 	for c := range probs {
 		if c != m.oosClass {
@@ -273,19 +356,11 @@ func (m *Model) decide(probs []float64, unknown bool) Prediction {
 		}
 		return 0
 	})
-	var p Prediction
+	out := make([]Scored, 0, maxTop)
 	for _, c := range order[:min(maxTop, len(order))] {
-		p.Top = append(p.Top, Scored{Intent: m.intents[c], Confidence: probs[c]})
+		out = append(out, Scored{Intent: m.intents[c], Confidence: probs[c]})
 	}
-	best := order[0]
-	pBest := probs[best]
-	oos := unknown || pBest < m.Threshold() || (m.oosClass >= 0 && probs[m.oosClass] > pBest)
-	if oos {
-		p.Intent, p.OutOfScope, p.Confidence = OutOfScope, true, 1-pBest
-	} else {
-		p.Intent, p.Confidence = m.intents[best], pBest
-	}
-	return p
+	return out
 }
 
 // softmax returns exp(s/t) normalised, in place.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 )
 
 // trainSVM fits one L2-regularised, squared-hinge-loss linear SVM per class
@@ -55,7 +56,7 @@ func trainSVM(xs []sparse, ys []int, k, dim int, c float64, epochs int, seed uin
 // dcdBinary solves the dual of the squared-hinge SVM for "class cls against
 // the rest" into w and returns the bias.
 func dcdBinary(xs []sparse, ys []int, cls int, qd []float64, c float64, epochs int, seed uint64, w []float64) float64 {
-	const eps = 0.05
+	const eps = 0.1
 	n := len(xs)
 	diag := 0.5 / c
 	alpha := make([]float64, n)
@@ -67,7 +68,9 @@ func dcdBinary(xs []sparse, ys []int, cls int, qd []float64, c float64, epochs i
 	bias := 0.0
 	active := n
 	pgMaxOld := math.Inf(1)
+	lastIter := 0
 	for iter := 0; iter < epochs; iter++ {
+		lastIter = iter + 1
 		rng.Shuffle(active, func(a, b int) { index[a], index[b] = index[b], index[a] })
 		pgMax, pgMin := math.Inf(-1), math.Inf(1)
 		for s := 0; s < active; s++ {
@@ -121,5 +124,8 @@ func dcdBinary(xs []sparse, ys []int, cls int, qd []float64, c float64, epochs i
 			pgMaxOld = math.Inf(1)
 		}
 	}
+	debugEpochs.Add(int64(lastIter))
 	return bias
 }
+
+var debugEpochs atomic.Int64
