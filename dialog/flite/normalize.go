@@ -40,34 +40,43 @@ func Normalize(text string) string { return Normalizer{}.Normalize(text) }
 // as "\n".
 func (n Normalizer) Normalize(text string) string {
 	s := cleanText(text)
+	// No pass writes digits, so text without digits skips the number passes.
+	digits := strings.ContainsAny(s, "0123456789")
 	for _, p := range passes {
-		s = p(n, s)
+		if p.digits && !digits {
+			continue
+		}
+		s = p.run(n, s)
 	}
 	return tidy(s)
 }
 
 // A pass rewrites one kind of written form; passes run in order, so the
 // specific forms (phone numbers, dates) are consumed before the general
-// number pass sees their digits.
-type pass func(n Normalizer, s string) string
+// number pass sees their digits. digits marks passes that only act on text
+// containing digits.
+type pass struct {
+	run    func(n Normalizer, s string) string
+	digits bool
+}
 
 var passes = []pass{
-	passEmails,
-	passMasked,
-	passPhones,
-	passDates,
-	passRanges,
-	passTimes,
-	passCurrency,
-	passPercent,
-	passOrdinals,
-	passContextDigits,
-	passSlashes,
-	passUnits,
-	passNegatives,
-	passNumbers,
-	passAbbreviations,
-	passSymbols,
+	{passEmails, false},
+	{passMasked, true},
+	{passPhones, true},
+	{passDates, true},
+	{passRanges, false},
+	{passTimes, true},
+	{passCurrency, true},
+	{passPercent, true},
+	{passOrdinals, true},
+	{passContextDigits, true},
+	{passSlashes, false},
+	{passUnits, true},
+	{passNegatives, true},
+	{passNumbers, true},
+	{passAbbreviations, false},
+	{passSymbols, false},
 }
 
 // replaceFunc is regexp.ReplaceAllStringFunc with access to the whole input
