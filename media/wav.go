@@ -285,8 +285,17 @@ func ReadWAVFile(path string) (pcm []int16, rate int, err error) {
 // WriteWAV writes pcm as a canonical 44-byte-header 16-bit mono PCM WAV
 // stream at rate Hz.
 func WriteWAV(w io.Writer, pcm []int16, rate int) error {
+	return WriteWAVChannels(w, pcm, rate, 1)
+}
+
+// WriteWAVChannels writes interleaved 16-bit PCM with the given number of
+// channels (e.g. a call's two directions as a stereo file).
+func WriteWAVChannels(w io.Writer, pcm []int16, rate, channels int) error {
 	if rate < 1 || rate > maxWAVRate {
 		return fmt.Errorf("wav: sample rate %d out of range", rate)
+	}
+	if channels < 1 || channels > 16 || len(pcm)%channels != 0 {
+		return fmt.Errorf("wav: %d samples do not make whole frames of %d channels", len(pcm), channels)
 	}
 	dataLen := uint64(len(pcm)) * 2
 	if dataLen > math.MaxUint32-36 {
@@ -298,10 +307,10 @@ func WriteWAV(w io.Writer, pcm []int16, rate int) error {
 	copy(buf[8:], "WAVEfmt ")
 	binary.LittleEndian.PutUint32(buf[16:], 16)
 	binary.LittleEndian.PutUint16(buf[20:], wavFormatPCM)
-	binary.LittleEndian.PutUint16(buf[22:], 1)
+	binary.LittleEndian.PutUint16(buf[22:], uint16(channels))
 	binary.LittleEndian.PutUint32(buf[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(buf[28:], uint32(rate*2))
-	binary.LittleEndian.PutUint16(buf[32:], 2)
+	binary.LittleEndian.PutUint32(buf[28:], uint32(rate*2*channels))
+	binary.LittleEndian.PutUint16(buf[32:], uint16(2*channels))
 	binary.LittleEndian.PutUint16(buf[34:], 16)
 	copy(buf[36:], "data")
 	binary.LittleEndian.PutUint32(buf[40:], uint32(dataLen))
@@ -310,6 +319,22 @@ func WriteWAV(w io.Writer, pcm []int16, rate int) error {
 	}
 	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("wav: write: %w", err)
+	}
+	return nil
+}
+
+// WriteWAVFileChannels writes interleaved PCM to path (see WriteWAVChannels).
+func WriteWAVFileChannels(path string, pcm []int16, rate, channels int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("wav: %w", err)
+	}
+	if err := WriteWAVChannels(f, pcm, rate, channels); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("wav: close %s: %w", path, err)
 	}
 	return nil
 }

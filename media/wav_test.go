@@ -288,3 +288,28 @@ func equalInt16(a, b []int16) bool {
 	}
 	return true
 }
+
+func TestWriteWAVStereoRoundTrip(t *testing.T) {
+	// Left and right differ; reading mixes them down to mono (their mean).
+	inter := []int16{1000, -1000, 2000, 0, -400, 400, 300, 100}
+	var buf bytes.Buffer
+	if err := WriteWAVChannels(&buf, inter, 8000, 2); err != nil {
+		t.Fatal(err)
+	}
+	pcm, rate, err := ReadWAV(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int16{0, 1000, 0, 200}
+	if rate != 8000 || len(pcm) != len(want) {
+		t.Fatalf("rate %d, %d samples", rate, len(pcm))
+	}
+	for i := range want {
+		if d := int(pcm[i]) - int(want[i]); d < -1 || d > 1 {
+			t.Fatalf("sample %d: %d, want %d", i, pcm[i], want[i])
+		}
+	}
+	if err := WriteWAVChannels(&buf, []int16{1, 2, 3}, 8000, 2); err == nil {
+		t.Fatal("odd sample count accepted for stereo")
+	}
+}
