@@ -41,6 +41,7 @@ type step struct {
 	hangup  bool                      // the caller hangs up
 	drop    bool                      // the connection fails
 	do      func(h parley.LegHandler) // anything else, on the reader goroutine
+	pcm     []int16                   // recorded audio
 }
 
 func speak(ms int) step { return step{speech: ms / 20} }
@@ -142,6 +143,14 @@ func (l *fakeLeg) Run(ctx context.Context, h parley.LegHandler) error {
 		case st.speech > 0:
 			for i := 0; i < st.speech; i++ {
 				if !send(speechFrame(i)) {
+					return l.end(ctx)
+				}
+			}
+		case len(st.pcm) > 0:
+			for i := 0; i < len(st.pcm); i += frameLen {
+				f := make([]int16, frameLen)
+				copy(f, st.pcm[i:])
+				if !send(f) {
 					return l.end(ctx)
 				}
 			}

@@ -235,7 +235,9 @@ func (l *loop) run() (Outcome, error) {
 		case <-l.fillerTimer.C:
 			l.playFiller()
 		}
-		if l.ending != "" && s.cur == nil && !l.running && l.pending == nil {
+		// The call ends once the last reply has played and the caller is
+		// not in the middle of saying or keying something.
+		if l.ending != "" && s.cur == nil && !l.running && l.pending == nil && !l.inUtt && !l.ep.IsSpeechFrame() && len(l.digits) == 0 {
 			return l.end(l.ending), nil
 		}
 	}
@@ -477,6 +479,15 @@ func (l *loop) bargeIn(why string) {
 // interrupts what the AI is saying; when the interrupted turn is still
 // unwinding, the job waits for it.
 func (l *loop) submit(job *turnJob) {
+	if l.ending == ReasonAIEnded || l.ending == ReasonNoInput {
+		// The caller answered the goodbye with keys or real speech: they
+		// are still there, so the conversation goes on.
+		if job.kind == jobDTMF || (job.kind == jobSpeech && job.endOfSpeech.Sub(job.start) >= l.s.cfg.BargeInMinSpeech) {
+			l.ending = ""
+			l.noInputs = 0
+			job.ignoreBackchannel = job.kind == jobSpeech
+		}
+	}
 	if l.ending != "" {
 		job.close()
 		return

@@ -185,8 +185,8 @@ type State string
 // Session states.
 const (
 	StateListening State = "listening" // waiting for the caller
-	StateThinking  State = "thinking"  // transcribing and producing a reply
-	StateSpeaking  State = "speaking"  // the reply is playing
+	StateThinking  State = "thinking"  // transcribing and producing a reply (its first sentences may already play)
+	StateSpeaking  State = "speaking"  // the whole reply is produced and still playing
 	StateEnded     State = "ended"     // the conversation is over
 )
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	parley "github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/media"
 )
 
 func TestMain(m *testing.M) {
@@ -750,5 +751,84 @@ func TestSlowReplyGetsAFiller(t *testing.T) {
 	}
 	if s := h.sess.Stats(); s.Fillers != 1 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// pcmStep feeds recorded audio, one 20 ms frame per tick.
+func pcmStep(pcm []int16) step {
+	return step{pcm: pcm}
+}
+
+// TestRealSpeechBargesInAndIsTranscribedWhole drives the Session with
+// recorded speech (flite, 8 kHz, from the media package's test data) over
+// the AI's reply: the endpointer must find it, it must barge in, and the
+// recognizer must get the whole utterance with its pre-roll.
+func TestRealSpeechBargesInAndIsTranscribedWhole(t *testing.T) {
+	order, rate, err := media.ReadWAVFile("../media/testdata/speech_order_8k.wav")
+	if err != nil || rate != testRate {
+		t.Fatalf("test speech: %v (rate %d)", err, rate)
+	}
+	first, last := -1, 0
+	for i, v := range order {
+		if v > 1000 || v < -1000 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	long := strings.Repeat("here is a long list of things you could ask me about ", 6) + "done."
+	conv := &fakeConv{
+		greeting: []string{long},
+		replies:  []reply{{say: []string{"Let me look that up."}, result: Result{EndCall: true}}},
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "hello i would like to check the status of my order please", conf: 0.8}}}
+	leg := newFakeLeg(
+		waitFor("the greeting playing", func(l *fakeLeg) bool { return l.samplesOf(1) > 2400 }),
+		pcmStep(order), pause(300))
+	h := newHarness(t, Config{}, leg, tr, conv)
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	if s := h.sess.Stats(); s.BargeIns != 1 || s.Utterances != 1 {
+		t.Errorf("stats %+v; want one utterance that barged in", s)
+	}
+	inputs, heard, _, _ := conv.snapshot()
+	if len(inputs) != 1 || len(heard) != 1 || heard[0] == "" || len(heard[0]) >= len(strings.TrimSpace(long)) {
+		t.Errorf("inputs %+v heard %q", inputs, heard)
+	}
+	// Speech span + end silence, plus at least 200 ms of pre-roll, at 16 kHz.
+	_, _, _, samples := tr.counts()
+	want := 2 * (last - first + 700*testRate/1000 + 200*testRate/1000)
+	if len(samples) != 1 || samples[0] < want {
+		t.Errorf("recognizer got %v samples, want at least %d", samples, want)
+	}
+}
+
+func TestMaxUtteranceForcesTheEndOfATurn(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Hi."},
+		replies: []reply{
+			{say: []string{"Go on."}, result: Result{EndCall: true}},
+			{say: []string{"Thanks, bye."}, result: Result{EndCall: true}},
+		},
+	}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "a very long story", conf: 0.9}, {text: "and the rest", conf: 0.9}}}
+	inputsWhileSpeaking := -1
+	leg := newFakeLeg(markEchoed("1.1"), speak(2500), step{do: func(parley.LegHandler) {
+		conv.mu.Lock()
+		inputsWhileSpeaking = len(conv.inputs)
+		conv.mu.Unlock()
+	}})
+	h := newHarness(t, Config{MaxUtterance: time.Second}, leg, tr, conv)
+	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	if inputsWhileSpeaking < 1 {
+		t.Errorf("no turn ended while the caller was still speaking (MaxUtterance ignored)")
+	}
+	if inputs, _, _, _ := conv.snapshot(); len(inputs) != 2 || inputs[1].Text != "and the rest" {
+		t.Errorf("inputs %+v", inputs)
 	}
 }

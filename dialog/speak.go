@@ -231,11 +231,13 @@ func (sp *speaker) say(sentence string) error {
 	sp.any = false
 
 	sp.res.Reset()
+	sp.buf = sp.buf[:0]
 	err := s.eng.Synthesizer.Synthesize(sp.ctx, sentence, sp.emit)
 	if err == nil {
-		sp.buf = sp.res.Flush(sp.buf[:0])
+		sp.buf = sp.res.Flush(sp.buf)
 		err = sp.write(sp.buf)
 	}
+	sp.buf = sp.buf[:0]
 	if sp.ctx.Err() != nil || errors.Is(err, ErrInterrupted) {
 		return ErrInterrupted
 	}
@@ -282,13 +284,23 @@ func (sp *speaker) render(text string) []int16 {
 	return out
 }
 
-// emit receives synthesized audio, converts it to the leg rate and queues it.
+// emit receives synthesized audio, converts it to the leg rate and queues
+// it in whole frames: a partial frame would reach the leg padded with
+// silence (a gap inside a word) if the playout ran dry before the next
+// chunk. The remainder waits for the next chunk or the sentence's end.
 func (sp *speaker) emit(pcm []int16) error {
 	if sp.ctx.Err() != nil {
 		return ErrInterrupted
 	}
-	sp.buf = sp.res.Process(sp.buf[:0], pcm)
-	return sp.write(sp.buf)
+	sp.buf = sp.res.Process(sp.buf, pcm)
+	frame := media.FrameSamples(sp.s.rate)
+	n := len(sp.buf) / frame * frame
+	if n == 0 {
+		return nil
+	}
+	err := sp.write(sp.buf[:n])
+	sp.buf = sp.buf[:copy(sp.buf, sp.buf[n:])]
+	return err
 }
 
 // write queues leg-rate audio on the playout, waiting while the queue is
