@@ -9,9 +9,13 @@ import (
 	"github.com/parley-ai/parley/dialog/kb/nlu"
 )
 
-// Default confidence thresholds (see Options).
+// Default confidence thresholds (see Options). With the sample knowledge
+// base alone, on 6,002 Banking77 utterances of the intents it shares
+// (TestBanking77Generalization), answering at 0.7 and above answers 60% of
+// them right and 9% wrong; the rest are confirmed first. At 0.5 it would be
+// 66% right and 13% wrong.
 const (
-	DefaultConfirmBelow = 0.5
+	DefaultConfirmBelow = 0.7
 	DefaultRejectBelow  = 0.15
 )
 
