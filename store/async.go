@@ -126,7 +126,7 @@ type asyncOp struct {
 	turn       parley.Turn // with Signals nil; see signals and hasSignals
 	signals    parley.Signals
 	hasSignals bool
-	call       parley.Call
+	call       *parley.Call // rare, so a pointer keeps every queued op small
 	event      parley.Event
 	id         string
 	at         time.Time
@@ -178,7 +178,7 @@ func NewAsync(s parley.Store, opt AsyncOptions) *Async {
 // not, so the caller must not modify them afterwards.
 func (a *Async) CreateCall(_ context.Context, c parley.Call) error {
 	c.Turns = append([]parley.Turn(nil), c.Turns...)
-	return a.enqueue(asyncOp{kind: opCreateCall, call: c})
+	return a.enqueue(asyncOp{kind: opCreateCall, call: &c})
 }
 
 // EndCall queues the end of call id.
@@ -317,7 +317,7 @@ func (a *Async) enqueue(op asyncOp) error {
 // per logEvery, with how many went unlogged since the last line.
 func (a *Async) drop(op *asyncOp, why error) {
 	n := a.dropped.Add(1)
-	if ok, skipped := a.dropLog.allow(); ok {
+	if ok, skipped := a.dropLog.allow(time.Now().UnixNano()); ok {
 		a.log.Warn().Str("call_id", op.callID()).Str("op", op.kind.String()).
 			Uint64("dropped_total", n).Uint64("unlogged", skipped).
 			Str("reason", why.Error()).Msg("store: write dropped")
@@ -358,7 +358,7 @@ func (a *Async) apply(op *asyncOp) {
 	var err error
 	switch op.kind {
 	case opCreateCall:
-		err = a.s.CreateCall(ctx, op.call)
+		err = a.s.CreateCall(ctx, *op.call)
 	case opEndCall:
 		err = a.s.EndCall(ctx, op.id, op.at, op.outcome, op.reason)
 	case opAppendTurn:
@@ -381,7 +381,7 @@ func (a *Async) apply(op *asyncOp) {
 		return
 	}
 	n := a.failed.Add(1)
-	if ok, skipped := a.failLog.allow(); ok {
+	if ok, skipped := a.failLog.allow(time.Now().UnixNano()); ok {
 		a.log.Error().Err(err).Str("call_id", op.callID()).Str("op", op.kind.String()).
 			Uint64("failed_total", n).Uint64("unlogged", skipped).Msg("store: write failed")
 	}
@@ -393,10 +393,9 @@ type rateLimit struct {
 	skipped atomic.Uint64
 }
 
-// allow reports whether to log now and, if so, how many events were
-// suppressed since the last logged one.
-func (r *rateLimit) allow() (bool, uint64) {
-	now := time.Now().UnixNano()
+// allow reports whether to log at now (unix nanoseconds) and, if so, how
+// many events were suppressed since the last logged one.
+func (r *rateLimit) allow(now int64) (bool, uint64) {
 	last := r.last.Load()
 	if last != 0 && now-last < int64(logEvery) || !r.last.CompareAndSwap(last, now) {
 		r.skipped.Add(1)
