@@ -51,8 +51,16 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-// waitArmed waits until the loop arms its timer and returns the deadline.
+// waitArmed waits until the loop arms its timer for a deadline still in
+// the future and returns it; re-arms for deadlines already reached (left
+// over from earlier wake-ups) are skipped.
 func (c *fakeClock) waitArmed(t *testing.T) time.Time {
+	t.Helper()
+	return c.waitArmedAfter(t, c.Now())
+}
+
+// nextArm returns the next arm notification.
+func (c *fakeClock) nextArm(t *testing.T) time.Time {
 	t.Helper()
 	select {
 	case d := <-c.armed:
@@ -69,7 +77,7 @@ func (c *fakeClock) waitArmed(t *testing.T) time.Time {
 func (c *fakeClock) waitArmedAfter(t *testing.T, after time.Time) time.Time {
 	t.Helper()
 	for {
-		if d := c.waitArmed(t); d.After(after) {
+		if d := c.nextArm(t); d.After(after) {
 			return d
 		}
 	}

@@ -255,18 +255,20 @@ func (p *Party) take(startFrames int) (ok, restarted bool) {
 // Run mixes every 20 ms until ctx ends (then it returns nil). If a tick
 // comes late it runs the missed cycles at once, at most BufferFrames.
 func (m *Mixer) Run(ctx context.Context) error {
+	next := m.clock.Now().Add(FrameDuration)
 	timer := m.clock.NewTimer(FrameDuration)
 	defer timer.Stop()
-	next := m.clock.Now().Add(FrameDuration)
-	for {
-		timer.Reset(next.Sub(m.clock.Now()))
+	for first := true; ; first = false {
+		if !first {
+			timer.Reset(next.Sub(m.clock.Now()))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C():
 		}
 		now := m.clock.Now()
-		cycles := 1 + int(now.Sub(next)/FrameDuration)
+		cycles := 1 + max(0, int(now.Sub(next)/FrameDuration))
 		if cycles > m.bufFrames {
 			cycles = m.bufFrames
 			next = now // too far behind: start a new timeline

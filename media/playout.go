@@ -269,7 +269,10 @@ func (p *Playout) Run(ctx context.Context) error {
 		p.closed = true
 		p.mu.Unlock()
 	}()
-	var next time.Time // deadline of the next tick; zero while idle
+	var (
+		next  time.Time // deadline of the next tick; zero while idle
+		armed bool      // timer is set for next
+	)
 	for {
 		ticked := false
 		if next.IsZero() {
@@ -279,17 +282,20 @@ func (p *Playout) Run(ctx context.Context) error {
 			case <-p.wake:
 			}
 		} else {
-			timer.Reset(next.Sub(p.clock.Now()))
+			if !armed {
+				timer.Reset(next.Sub(p.clock.Now()))
+				armed = true
+			}
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-p.wake:
-				// New audio, a mark or a sink error: handle it now. Audio
-				// still goes out only when due (the far end's buffer is
-				// below the lead), so this does not break the pacing.
-				timer.Stop()
+				// New audio, a mark or a sink error: handle it now, and
+				// keep the tick as it is. Audio still goes out only when
+				// due (the far end's buffer is below the lead), so this
+				// does not disturb the pacing.
 			case <-timer.C():
-				ticked = true
+				ticked, armed = true, false
 			}
 		}
 		now := p.clock.Now()
@@ -304,6 +310,10 @@ func (p *Playout) Run(ctx context.Context) error {
 		}
 		switch {
 		case p.Queued() == 0:
+			if armed {
+				timer.Stop()
+				armed = false
+			}
 			next = time.Time{}
 		case next.IsZero():
 			next = now.Add(FrameDuration) // a burst started
