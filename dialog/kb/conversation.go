@@ -133,13 +133,10 @@ func (c *Conversation) Greeting(ctx context.Context, say func(sentence string) e
 	}
 	g := c.e.kb.Company.Greeting
 	c.lastReply = g
-	sents := splitSentences(g)
-	if last := sents[len(sents)-1]; strings.HasSuffix(last, "?") {
-		c.question = last
-		c.stack[0].question = last
-	}
+	c.question = c.e.opening
+	c.stack[0].question = c.e.opening
 	c.addLine(SpeakerAI, g)
-	return speak(sents, say, "greeting")
+	return speak(splitSentences(g), say, "greeting")
 }
 
 // Heard records what the caller actually heard of the last reply after a
@@ -415,11 +412,13 @@ func (c *Conversation) onSpeech(r *reply, in dialog.Input) {
 	}
 	c.lastPred = pred
 	switch {
+	case !pred.OutOfScope && c.e.kb.Intent(top) == nil:
+		c.notUnderstood(r, 0) // a label the knowledge base does not have
 	case !pred.OutOfScope && pred.Confidence >= conf:
 		c.start(r, c.e.kb.Intent(top), text, pred.Confidence)
 	case !pred.OutOfScope && pred.Confidence >= c.e.opt.RejectBelow:
 		c.offer(r, c.e.kb.Intent(top), pred.Confidence)
-	case pred.OutOfScope && best.Confidence >= conf && !c.e.isControl(best.Intent):
+	case pred.OutOfScope && best.Confidence >= conf && c.e.kb.Intent(best.Intent) != nil && !c.e.isControl(best.Intent):
 		// A likely in-scope guess the classifier still rejected (its
 		// out-of-scope threshold is stricter): asking beats a wrong refusal.
 		c.offer(r, c.e.kb.Intent(best.Intent), best.Confidence)

@@ -501,6 +501,9 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(nil, Options{}); err == nil {
 		t.Error("New(nil) succeeded")
 	}
+	if _, err := New(&KB{}, Options{}); err == nil {
+		t.Error("New with an empty KB succeeded")
+	}
 }
 
 func BenchmarkRespond(b *testing.B) {

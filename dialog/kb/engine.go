@@ -61,6 +61,7 @@ type Engine struct {
 	opt       Options
 	sentences []string
 	byAction  map[Action]*Intent
+	opening   string // the greeting's last sentence, asked again after silence or "go back" at the start
 }
 
 var _ dialog.Responder = (*Engine)(nil)
@@ -70,6 +71,9 @@ var _ dialog.Responder = (*Engine)(nil)
 func New(k *KB, opt Options) (*Engine, error) {
 	if k == nil {
 		return nil, fmt.Errorf("kb: new engine: nil knowledge base")
+	}
+	if c := k.Company; c.Greeting == "" || len(c.Fallback) == 0 || len(c.Reprompt) == 0 || k.byName == nil {
+		return nil, fmt.Errorf("kb: new engine: knowledge base lacks a greeting, fallback or reprompt phrases; build it with Load or LoadFS")
 	}
 	if opt.ConfirmBelow <= 0 {
 		opt.ConfirmBelow = DefaultConfirmBelow
@@ -95,6 +99,8 @@ func New(k *KB, opt Options) (*Engine, error) {
 		}
 	}
 	e.sentences = sentences(k)
+	g := splitSentences(k.Company.Greeting)
+	e.opening = g[len(g)-1]
 	return e, nil
 }
 
@@ -188,7 +194,7 @@ func (e *Engine) NewConversation(call dialog.CallContext) dialog.Conversation {
 
 func (e *Engine) newConversation(call dialog.CallContext) *Conversation {
 	c := &Conversation{e: e, call: call, slots: map[string]string{}}
-	c.stack = []snapshot{{question: e.kb.Company.AskMore}}
+	c.stack = []snapshot{{question: e.opening}}
 	return c
 }
 

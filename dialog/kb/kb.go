@@ -7,6 +7,14 @@
 //
 // The knowledge base is YAML; configs/kb/README.md documents the format and
 // configs/kb holds a complete sample for a card and payments company.
+//
+//	k, err := kb.Load("configs/kb")      // or kb.LoadFS(embedded)
+//	e, err := kb.New(k, kb.Options{})    // trains the classifier, about a second
+//	conv := e.NewConversation(call)      // one per call
+//
+// Engine is a dialog.Responder. Its conversations also implement
+// interface{ Frustration() float64 } (a 0..1 score from an embedded lexicon,
+// see Frustration), which the dialog session reads for parley.Signals.
 package kb
 
 import (
