@@ -134,6 +134,7 @@ type Endpointer struct {
 	hp, lp biquad
 
 	floor    [numBands]float64 // dBFS
+	level    float64           // last frame's level, dBFS
 	hasFloor bool
 	hist     [numBands][epStatFrames]float64
 	histN    int
@@ -233,6 +234,15 @@ func (e *Endpointer) NoiseFloor() float64 {
 	return e.floor[bandAll]
 }
 
+// Level is the last pushed frame's level in dBFS (after the high-pass),
+// for meters and logs; compare it with NoiseFloor for the frame's SNR.
+func (e *Endpointer) Level() float64 {
+	if !e.hasFloor {
+		return epFloorMinDB
+	}
+	return e.level
+}
+
 // SpeechDuration is the length of the current speech run, from its first
 // speech frame to its latest one; 0 when not in speech.
 func (e *Endpointer) SpeechDuration() time.Duration {
@@ -278,6 +288,7 @@ func (e *Endpointer) Push(frame []int16) EndpointEvent {
 		level[b] = 10 * math.Log10(energy[b]/float64(n)+1e-10)
 	}
 	zcr := float64(crossings) * float64(e.cfg.Rate) / float64(n)
+	e.level = level[bandAll]
 
 	if !e.hasFloor {
 		e.floor = level

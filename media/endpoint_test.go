@@ -339,8 +339,8 @@ func TestEndpointerStateAccessors(t *testing.T) {
 	if e.Config().Rate != 8000 || e.Config().EndSilence != DefaultEndSilence || e.Config().MinSpeech != DefaultMinSpeech {
 		t.Fatalf("defaults not applied: %+v", e.Config())
 	}
-	if e.InSpeech() || e.SpeechDuration() != 0 || e.IsSpeechFrame() {
-		t.Fatal("fresh endpointer claims speech")
+	if e.InSpeech() || e.SpeechDuration() != 0 || e.IsSpeechFrame() || e.Level() > -90 || e.NoiseFloor() > -90 {
+		t.Fatal("fresh endpointer claims speech or level")
 	}
 	sig := concat(silence(8000), order, silence(8000*2))
 	var maxDur time.Duration
@@ -362,6 +362,9 @@ func TestEndpointerStateAccessors(t *testing.T) {
 		}
 		if e.IsSpeechFrame() {
 			speechFrames++
+			if e.Level() <= e.NoiseFloor() {
+				t.Fatalf("speech frame at %.1f dBFS with floor %.1f", e.Level(), e.NoiseFloor())
+			}
 		}
 		maxDur = max(maxDur, e.SpeechDuration())
 	}
