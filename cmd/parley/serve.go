@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/configs"
+	"github.com/parley-ai/parley/dialog"
+	"github.com/parley-ai/parley/escalation"
+	"github.com/parley-ai/parley/store"
+	"github.com/parley-ai/parley/store/postgres"
+	"github.com/parley-ai/parley/store/sqlite"
+	"github.com/parley-ai/parley/switchboard"
+	"github.com/parley-ai/parley/telephony/twilio"
+	"github.com/parley-ai/parley/web"
+)
+
+// drainTimeout bounds how long a stopping server lets live calls finish.
+const drainTimeout = 30 * time.Second
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML configuration file (keys as in configs/default.yaml)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := configs.Load(*cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := serverLogger(stderr, cfg.LogLevel)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv, err := newServer(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info().Str("listen", ln.Addr().String()).Str("voice_webhook", cfg.PublicURL+twilio.VoicePath).Msg("parley is answering calls")
+	return srv.serve(ctx, ln)
+}
+
+// serverLogger writes JSON logs, or readable ones on a terminal.
+func serverLogger(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// server is one parley node: engines, store, switchboard and the HTTP app.
+type server struct {
+	cfg    *configs.Config
+	log    zerolog.Logger
+	eng    *engines
+	base   parley.Store // the database
+	store  *store.Async // non-blocking writes in front of it
+	sb     *switchboard.Switchboard
+	tw     *twilio.Server
+	health *web.Health
+}
+
+func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	base, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newEngines(cfg, log)
+	if err != nil {
+		base.Close()
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, eng: eng, base: base}
+	s.store = store.NewAsync(base, store.AsyncOptions{Log: log})
+	s.sb = switchboard.New(eng.dialog(), switchboard.Options{
+		Session: dialog.Config{
+			EndSilence:       cfg.Dialog.EndSilence,
+			DigitsEndSilence: cfg.Dialog.DigitsEndSilence,
+			YesNoEndSilence:  cfg.Dialog.YesNoEndSilence,
+			NoInputTimeout:   cfg.Dialog.NoInputTimeout,
+			BargeInMinSpeech: cfg.Dialog.BargeInMinSpeech,
+			MaxCallDuration:  cfg.Dialog.MaxCallDuration,
+		},
+		Policy: escalation.DefaultPolicy(),
+		Store:  s.store,
+		Log:    log,
+	})
+	s.health = web.NewHealth(s.sb.Active)
+	s.tw, err = twilio.NewServer(twilio.Config{
+		PublicURL:  cfg.PublicURL,
+		AuthToken:  cfg.Twilio.AuthToken,
+		AccountSID: cfg.Twilio.AccountSID,
+		APIBaseURL: cfg.Twilio.APIBaseURL,
+		OnStatus:   s.onStatus,
+	}, func(ctx context.Context, leg *twilio.Leg) { s.sb.Handle(ctx, leg) }, log)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openStore opens PostgreSQL when configured, else SQLite in the data dir.
+func openStore(ctx context.Context, cfg *configs.Config) (parley.Store, error) {
+	if strings.HasPrefix(cfg.Store, "postgres") {
+		st, err := postgres.Open(ctx, cfg.Store)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "parley.db"))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
+}
+
+// onStatus records Twilio's call status callbacks as call events.
+func (s *server) onStatus(ev twilio.StatusEvent) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	_ = s.store.AppendEvent(context.Background(), parley.Event{CallID: ev.CallSID, At: time.Now(), Kind: "status", Data: data})
+}
+
+// serve answers on ln until ctx ends, then drains: no new calls, live calls
+// get drainTimeout to finish, then everything is closed in order.
+func (s *server) serve(ctx context.Context, ln net.Listener) error {
+	app := web.New(s.health, s.log)
+	s.tw.Register(app)
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listener(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	s.health.SetDraining()
+	s.log.Info().Int("active_calls", s.sb.Active()).Msg("draining")
+	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	if derr := s.sb.Drain(dctx); derr != nil {
+		s.log.Warn().Err(derr).Msg("drain: calls were cut off")
+	}
+	cancel()
+	s.tw.Close()
+	if serr := app.ShutdownWithTimeout(5 * time.Second); serr != nil && err == nil {
+		err = serr
+	}
+	s.close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *server) close() {
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("store: close")
+		}
+	}
+	if s.base != nil {
+		s.base.Close()
+	}
+	if s.eng != nil {
+		s.eng.close()
+	}
+}
