@@ -158,6 +158,24 @@ func TestEndToEndEchoCall(t *testing.T) {
 		t.Errorf("mark echo %q, want m1", got)
 	}
 
+	// A mark after 1 s of audio is echoed no earlier than that audio
+	// would have finished playing.
+	before := time.Now()
+	for range 50 {
+		if err := h.leg.WriteFrame(tone(160)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.leg.Mark("after-1s"); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFor(t, h.marks, "timed mark echo"); got != "after-1s" {
+		t.Errorf("mark echo %q, want after-1s", got)
+	}
+	if elapsed := time.Since(before); elapsed < time.Second-time.Millisecond {
+		t.Errorf("mark echoed after %v, before its 1 s of audio could play", elapsed)
+	}
+
 	// DTMF reaches the handler.
 	if err := call.SendDTMF('5'); err != nil {
 		t.Fatal(err)
@@ -202,7 +220,7 @@ func TestEndToEndEchoCall(t *testing.T) {
 	if st.Malformed != 3 || st.Unknown != 1 {
 		t.Errorf("malformed=%d unknown=%d, want 3 and 1", st.Malformed, st.Unknown)
 	}
-	if st.FramesIn == 0 || st.FramesOut < 150 || st.MarksOut != 2 || st.MarksIn != 2 || st.DTMF != 2 {
+	if st.FramesIn == 0 || st.FramesOut < 200 || st.MarksOut != 3 || st.MarksIn != 3 || st.DTMF != 2 {
 		t.Errorf("stats %+v", st)
 	}
 
@@ -220,7 +238,29 @@ func TestEndToEndEchoCall(t *testing.T) {
 	if len(caller) != len(ai) || len(caller) < 1600 {
 		t.Errorf("recording lengths %d/%d", len(caller), len(ai))
 	}
-	if sim := call.Stats(); sim.Clears != 1 || sim.MarksIn != 2 || sim.MediaIn == 0 || sim.Malformed != 0 {
+	// The echo cannot precede what the caller said, and the cleared audio
+	// never reached the caller's ear.
+	firstLoud := func(pcm []int16) (first, loud int) {
+		first = -1
+		for i, s := range pcm {
+			if s > 4000 || s < -4000 {
+				if first < 0 {
+					first = i
+				}
+				loud++
+			}
+		}
+		return first, loud
+	}
+	callerFirst, _ := firstLoud(caller)
+	aiFirst, aiLoud := firstLoud(ai)
+	if callerFirst < 0 || aiFirst < callerFirst {
+		t.Errorf("echo starts at sample %d, caller's tone at %d", aiFirst, callerFirst)
+	}
+	if limit := 1600 + 50*160 + 150*160; aiLoud >= limit {
+		t.Errorf("%d loud samples heard, the clear removed nothing", aiLoud)
+	}
+	if sim := call.Stats(); sim.Clears != 1 || sim.MarksIn != 3 || sim.MediaIn == 0 || sim.Malformed != 0 {
 		t.Errorf("sim stats %+v", sim)
 	}
 	if err := h.leg.WriteFrame(tone(160)); !errors.Is(err, ErrClosed) {
@@ -398,5 +438,31 @@ func TestBadSignaturesForbidden(t *testing.T) {
 	case <-called:
 		t.Error("call handler ran for a stream without start")
 	default:
+	}
+}
+
+// TestServerCloseEndsCalls checks that Close cancels running calls and
+// waits for their handlers.
+func TestServerCloseEndsCalls(t *testing.T) {
+	srv, base, legs, results := echoServer(t, Config{PublicURL: testPublic, AuthToken: testToken})
+	d := &Dialer{ServerURL: base, PublicURL: testPublic, AuthToken: testToken, From: "+1", To: "+2"}
+	call, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, legs, "call handler")
+	srv.Close()
+	res := waitFor(t, results, "Run to return")
+	if !errors.Is(res.err, context.Canceled) {
+		t.Errorf("Run after server Close = %v, want context.Canceled", res.err)
+	}
+	if err := call.Wait(context.Background()); err != nil {
+		t.Errorf("simulated call ended with %v, want a clean close", err)
+	}
+	if err := call.SendDTMF('1'); !errors.Is(err, ErrCallEnded) {
+		t.Errorf("SendDTMF after the end = %v", err)
+	}
+	if err := call.SendAudio(tone(160)); !errors.Is(err, ErrCallEnded) {
+		t.Errorf("SendAudio after the end = %v", err)
 	}
 }

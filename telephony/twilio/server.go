@@ -265,7 +265,9 @@ func (s *Server) handleVoice(c *fiber.Ctx) error {
 	if callSID == "" {
 		return c.Status(fiber.StatusBadRequest).SendString("missing CallSid")
 	}
-	prefix := strings.TrimSuffix(c.Path(), VoicePath)
+	// The route pattern, not the request path, so a trailing slash or a
+	// case variant of the path cannot leak into the stream URL.
+	prefix := strings.TrimSuffix(c.Route().Path, VoicePath)
 	stream := &Stream{URL: s.wsBase + prefix + MediaPath}
 	for _, name := range []string{ParamFrom, ParamTo, ParamCallSID, ParamAccountSID, ParamDirection} {
 		stream.Parameters = append(stream.Parameters, Parameter{Name: name, Value: formValue(params, name)})
