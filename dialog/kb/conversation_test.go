@@ -570,3 +570,37 @@ func TestConcurrentConversations(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// FuzzRespond drives one conversation with arbitrary caller turns: it must
+// never panic or fail, and its results must stay within their ranges.
+func FuzzRespond(f *testing.F) {
+	f.Add("what's my balance", "4821#", uint8(0))
+	f.Add("four eight two one", "", uint8(1))
+	f.Add("go back", "0", uint8(2))
+	f.Add("no no no this is ridiculous", "*", uint8(3))
+	f.Add("\x00\xff{last4}", "##", uint8(4))
+	f.Fuzz(func(t *testing.T, text, digits string, kind uint8) {
+		c := engine(t).newConversation(dialog.CallContext{})
+		ctx := context.Background()
+		nop := func(string) error { return nil }
+		inputs := []dialog.Input{
+			{Kind: dialog.InputKind(kind % 3), Text: text, Digits: digits, Confidence: 0.5},
+			speech(text), keys(digits), speech("what's my balance"), speech(text), keys(digits), silence,
+		}
+		for _, in := range inputs {
+			res, err := c.Respond(ctx, in, nop)
+			if err != nil {
+				t.Fatalf("Respond(%+v): %v", in, err)
+			}
+			if res.Confidence < 0 || res.Confidence > 1 || res.Repeats < 0 {
+				t.Fatalf("Respond(%+v) = %+v", in, res)
+			}
+			if f := c.Frustration(); f < 0 || f > 1 {
+				t.Fatalf("frustration %v", f)
+			}
+			if res.EndCall {
+				return
+			}
+		}
+	})
+}
