@@ -144,8 +144,10 @@ const (
 	// ActionContinue keeps the AI conversation going.
 	ActionContinue Action = iota
 	// ActionHandOff ends the AI conversation once the current reply has
-	// played: Run returns ReasonHandOff and leaves the leg up, so the owner
-	// (the switchboard) can transfer the caller to a human.
+	// played: the Session returns ReasonHandOff without hanging up, so the
+	// owner (the switchboard) can transfer the caller to a human. Run stops
+	// reading the leg when it returns; an owner that keeps the call
+	// running after the hand-off reads the leg itself and uses Converse.
 	ActionHandOff
 )
 
@@ -154,7 +156,9 @@ const (
 // called Run); a hook must return quickly and must not call back into Run.
 type Hooks struct {
 	// OnTurn receives every finished turn (caller and AI), in order. Caller
-	// turns carry the Signals the escalation policy reads.
+	// turns carry the Signals the escalation policy reads; a caller turn is
+	// recorded together with the reply to it, once that has played or been
+	// cut (so FirstAudio is known). EventTranscript carries the words live.
 	OnTurn func(parley.Turn)
 	// OnEvent receives live events: speech started and ended, barge-ins,
 	// transcripts and state changes, for consoles and metrics.

@@ -816,7 +816,9 @@ func TestMaxUtteranceForcesTheEndOfATurn(t *testing.T) {
 	}
 	tr := &fakeTranscriber{results: []fakeResult{{text: "a very long story", conf: 0.9}, {text: "and the rest", conf: 0.9}}}
 	inputsWhileSpeaking := -1
-	leg := newFakeLeg(markEchoed("1.1"), speak(2500), step{do: func(parley.LegHandler) {
+	// 1.8 s of speech: the first turn is cut at 1 s, the rest (about
+	// 0.6 s, too short to be cut again) is the second.
+	leg := newFakeLeg(markEchoed("1.1"), speak(1800), step{do: func(parley.LegHandler) {
 		conv.mu.Lock()
 		inputsWhileSpeaking = len(conv.inputs)
 		conv.mu.Unlock()
@@ -830,5 +832,23 @@ func TestMaxUtteranceForcesTheEndOfATurn(t *testing.T) {
 	}
 	if inputs, _, _, _ := conv.snapshot(); len(inputs) != 2 || inputs[1].Text != "and the rest" {
 		t.Errorf("inputs %+v", inputs)
+	}
+}
+
+func TestKeyToneInTheAudioIsNotSpeech(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hi."}, replies: []reply{{say: []string{"Option five, goodbye."}, result: Result{EndCall: true}}}}
+	tr := &fakeTranscriber{results: []fakeResult{{text: "five", conf: 0.3}}}
+	// Twilio reports the key and its tone also reaches the audio.
+	leg := newFakeLeg(markEchoed("1.1"), key('5'), speak(400))
+	h := newHarness(t, Config{InterDigitTimeout: 300 * time.Millisecond}, leg, tr, conv)
+	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	inputs, _, _, _ := conv.snapshot()
+	if len(inputs) != 1 || inputs[0].Kind != InputDTMF || inputs[0].Digits != "5" {
+		t.Errorf("inputs %+v; want only the key", inputs)
+	}
+	if s := h.sess.Stats(); s.BargeIns != 0 {
+		t.Errorf("the key tone barged in: %+v", s)
 	}
 }
