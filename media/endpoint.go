@@ -120,8 +120,10 @@ const (
 // floor (HysteresisDB less once in speech) and the frame is above
 // MinLevelDB. SpeechStart needs MinSpeech of speech frames of which at
 // least 40 ms look voiced (low zero-crossing rate), which rejects
-// clicks, coughs and bursts of hiss; SpeechEnd follows EndSilence of
-// non-speech. An Endpointer is not safe for concurrent use; Push does not
+// clicks, coughs and bursts of hiss. Frames whose energy sits in one or
+// two DTMF or call-progress tone frequencies (Goertzel) are not speech, so
+// keyed digits and dial, busy or ringback tones never open a turn.
+// SpeechEnd follows EndSilence of non-speech. An Endpointer is not safe for concurrent use; Push does not
 // allocate.
 type Endpointer struct {
 	cfg        EndpointConfig
@@ -132,6 +134,8 @@ type Endpointer struct {
 	minVoiced  int
 
 	hp, lp biquad
+	hpBuf  []float64 // this frame's high-passed samples, for the tone check
+	goertz [len(toneFreqs)]float64
 
 	floor    [numBands]float64 // dBFS
 	level    float64           // last frame's level, dBFS
@@ -179,6 +183,7 @@ func NewEndpointer(cfg EndpointConfig) *Endpointer {
 	}
 	e := &Endpointer{
 		cfg:       cfg,
+		hpBuf:     make([]float64, 0, FrameSamples(cfg.Rate)),
 		minSpeech: durSamples(cfg.MinSpeech, cfg.Rate),
 		gapTol:    durSamples(epGapTolerance, cfg.Rate),
 		resume:    durSamples(epResume, cfg.Rate),
@@ -187,6 +192,9 @@ func NewEndpointer(cfg EndpointConfig) *Endpointer {
 		lp:        newBiquad(cfg.Rate, epSplitHz, false),
 	}
 	e.endSilence = durSamples(cfg.EndSilence, cfg.Rate)
+	for i, f := range toneFreqs {
+		e.goertz[i] = 2 * math.Cos(2*math.Pi*f/float64(cfg.Rate))
+	}
 	e.Reset()
 	return e
 }
@@ -264,9 +272,11 @@ func (e *Endpointer) Push(frame []int16) EndpointEvent {
 	)
 	crossings := 0
 	prevPos := e.hp.y1 >= 0
+	e.hpBuf = e.hpBuf[:0]
 	for i, s := range frame {
 		x := float64(s) / 32768
 		h := e.hp.step(x)
+		e.hpBuf = append(e.hpBuf, h)
 		l := e.lp.step(h)
 		hi := h - l
 		k := i * epSubBlocks / n
@@ -307,6 +317,9 @@ func (e *Endpointer) Push(frame []int16) EndpointEvent {
 		snr = math.Max(snr, level[b]-e.floor[b])
 	}
 	speech := snr >= threshold && level[bandAll] >= e.cfg.MinLevelDB
+	if speech && e.isTone(energy[bandAll]) {
+		speech = false // DTMF or a call-progress tone, not a talker
+	}
 	active := 0
 	if speech && !e.inSpeech {
 		active = e.activeSamples(&sub, n)
@@ -409,6 +422,41 @@ func (e *Endpointer) continueSpeech(speech bool, n int) EndpointEvent {
 		return EndpointSpeechEnd
 	}
 	return EndpointNone
+}
+
+// toneFreqs are the DTMF row and column frequencies and the North
+// American call-progress tones (dial 350+440, ringback 440+480, busy
+// 480+620).
+var toneFreqs = [...]float64{697, 770, 852, 941, 1209, 1336, 1477, 1633, 350, 440, 480, 620}
+
+// epToneShare is the share of a frame's energy that two tone frequencies
+// must hold for the frame to count as a tone. Voice spreads its energy
+// over many harmonics and formants and never comes close.
+const epToneShare = 0.7
+
+// isTone reports whether the frame in hpBuf is essentially one or two of
+// toneFreqs (Goertzel power at each, compared with the frame's energy).
+func (e *Endpointer) isTone(energy float64) bool {
+	n := len(e.hpBuf)
+	if n < 40 || energy <= 0 {
+		return false
+	}
+	var top1, top2 float64
+	for _, c := range e.goertz {
+		var s1, s2 float64
+		for _, x := range e.hpBuf {
+			s1, s2 = x+c*s1-s2, s1
+		}
+		// |X|² of the tone, as the mean-square power it contributes.
+		p := 2 * (s1*s1 + s2*s2 - c*s1*s2) / float64(n)
+		switch {
+		case p > top1:
+			top1, top2 = p, top1
+		case p > top2:
+			top2 = p
+		}
+	}
+	return top1+top2 >= epToneShare*energy
 }
 
 // activeSamples counts the samples of the frame in sub-blocks whose level

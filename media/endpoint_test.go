@@ -411,3 +411,57 @@ func BenchmarkEndpointerPush(b *testing.B) {
 		i++
 	}
 }
+
+// dualTone returns ms milliseconds of f1+f2 at amp each, at 8 kHz.
+func dualTone(f1, f2 float64, ms int, amp float64) []int16 {
+	out := make([]int16, ms*8)
+	for i := range out {
+		t := float64(i) / 8000
+		out[i] = floatToInt16(amp * (math.Sin(2*math.Pi*f1*t) + math.Sin(2*math.Pi*f2*t)))
+	}
+	return out
+}
+
+func TestEndpointerIgnoresTones(t *testing.T) {
+	digits := concat(
+		dualTone(697, 1209, 200, 6000), silence(800), // 1
+		dualTone(697, 1336, 200, 6000), silence(800), // 2
+		dualTone(941, 1336, 300, 6000), silence(800), // 0
+	)
+	tests := []struct {
+		name string
+		sig  []int16
+	}{
+		{"DTMF digits", digits},
+		{"DTMF over hiss", mix(digits, whiteNoise(len(digits), 150, 31))},
+		{"dial tone", dualTone(350, 440, 3000, 5000)},
+		{"busy tone", concat(dualTone(480, 620, 500, 5000), silence(4000), dualTone(480, 620, 500, 5000))},
+		{"ringback", dualTone(440, 480, 2000, 5000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := NewEndpointer(EndpointConfig{Rate: 8000})
+			evs := runEndpointer(e, concat(silence(4000), tt.sig, silence(8000)))
+			if len(evs) != 0 {
+				t.Fatalf("tones produced %v", evs)
+			}
+		})
+	}
+	// Real speech is never taken for a tone.
+	e := NewEndpointer(EndpointConfig{Rate: 8000})
+	order := loadSpeech(t, "speech_order_8k.wav")
+	tones := 0
+	for i := 0; i+160 <= len(order); i += 160 {
+		e.Push(order[i : i+160])
+		var energy float64
+		for _, h := range e.hpBuf {
+			energy += h * h
+		}
+		if e.isTone(energy) {
+			tones++
+		}
+	}
+	if tones != 0 {
+		t.Fatalf("%d speech frames taken for tones", tones)
+	}
+}
