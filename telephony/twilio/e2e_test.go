@@ -466,3 +466,75 @@ func TestServerCloseEndsCalls(t *testing.T) {
 		t.Errorf("SendAudio after the end = %v", err)
 	}
 }
+
+func TestDialerErrors(t *testing.T) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Post(VoicePath, func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/xml")
+		return c.SendString(`<Response><Say>We are closed.</Say><Hangup/></Response>`)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = app.Listener(ln) }()
+	defer func() { _ = app.Shutdown(); <-served }()
+
+	if _, err := (&Dialer{ServerURL: "http://" + ln.Addr().String()}).Dial(context.Background()); err == nil || !strings.Contains(err.Error(), "no <Connect><Stream>") {
+		t.Errorf("answer without stream: %v", err)
+	}
+	if _, err := (&Dialer{ServerURL: "ftp://x"}).Dial(context.Background()); err == nil {
+		t.Error("ftp server url accepted")
+	}
+	var he *HTTPError
+	if _, err := (&Dialer{ServerURL: "http://" + ln.Addr().String() + "/nowhere"}).Dial(context.Background()); !errors.As(err, &he) || he.StatusCode != 404 || he.Error() == "" {
+		t.Errorf("404 webhook: %v", err)
+	}
+}
+
+// TestSimulatedSilenceAndRecording streams silence and speech and checks
+// the recording's timeline: the caller track holds the speech after the
+// silence, both tracks are the same length.
+func TestSimulatedSilenceAndRecording(t *testing.T) {
+	_, base, legs, results := echoServer(t, Config{PublicURL: testPublic, AuthToken: testToken})
+	call, err := (&Dialer{ServerURL: base, PublicURL: testPublic, AuthToken: testToken, From: "+1", To: "+2"}).Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, legs, "call handler")
+	if err := call.SendSilence(200 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.SendAudio(tone(800)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Done():
+		t.Fatal("call ended early")
+	default:
+	}
+	if err := call.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if res := waitFor(t, results, "Run"); res.err != nil {
+		t.Fatal(res.err)
+	}
+	caller, ai := call.Recording()
+	if len(caller) != len(ai) {
+		t.Fatalf("tracks %d and %d samples", len(caller), len(ai))
+	}
+	first := -1
+	for i, s := range caller {
+		if s != 0 {
+			first = i
+			break
+		}
+	}
+	if first < 1600 {
+		t.Errorf("speech starts at sample %d, before the 200 ms of silence ended", first)
+	}
+	if call.Started().IsZero() {
+		t.Error("no start time")
+	}
+}

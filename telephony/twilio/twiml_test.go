@@ -311,3 +311,24 @@ func isXMLChar(r rune) bool {
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
 }
+
+func TestParseTwiMLStructureErrors(t *testing.T) {
+	for _, doc := range []string{
+		``,
+		`<Say>Hi</Say>`,
+		`hello <Response/>`,
+		`<Response>text<Say>Hi</Say></Response>`,
+		`<Response><Say>Hi</Say></Response><Response/>`,
+		`<Response></Response> trailing`,
+		`<Response><Connect><Room>r</Room></Connect></Response>`,
+		`<Response><Say>unclosed</Response>`,
+	} {
+		if _, err := ParseTwiML([]byte(doc)); !errors.Is(err, ErrTwiML) {
+			t.Errorf("ParseTwiML(%q) = %v, want ErrTwiML", doc, err)
+		}
+	}
+	r, err := ParseTwiML([]byte("<?xml version=\"1.0\"?>\n<!-- comment -->\n<Response/>\n"))
+	if err != nil || len(r.Verbs) != 0 || r.Stream() != nil {
+		t.Errorf("empty response: %v %+v", err, r)
+	}
+}
