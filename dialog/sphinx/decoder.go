@@ -1,0 +1,229 @@
+package sphinx
+
+/*
+#cgo pkg-config: pocketsphinx sphinxbase
+#include <stdlib.h>
+#include <pocketsphinx.h>
+#include <sphinxbase/err.h>
+#include <sphinxbase/logmath.h>
+
+static cmd_ln_t *parley_ps_config(int argc, char **argv) {
+	return cmd_ln_parse_r(NULL, ps_args(), argc, argv, 1);
+}
+static void parley_ps_quiet(void) { err_set_logfp(NULL); }
+static int parley_ps_logfile(const char *path) { return err_set_logfile(path); }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// setLogFile sends pocketsphinx's log (global state) to a file, for
+// diagnosing a deployment (for example to re-estimate -cmninit from the
+// "cmn_live ... Update to" lines).
+func setLogFile(path string) error {
+	quietOnce.Do(func() { C.parley_ps_quiet() })
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	if C.parley_ps_logfile(cp) != 0 {
+		return fmt.Errorf("sphinx: open log file %s", path)
+	}
+	return nil
+}
+
+// quietOnce silences pocketsphinx's global logger: it writes hundreds of INFO
+// lines per decoder to stderr otherwise, and the sink is process-wide state.
+var quietOnce sync.Once
+
+// decoder owns one ps_decoder_t. It is not safe for concurrent use: the pool
+// hands it to one stream at a time (speech-stack.md §7).
+type decoder struct {
+	ps    *C.ps_decoder_t
+	cfg   *C.cmd_ln_t
+	lmath *C.logmath_t
+	gen   uint64 // model generation the searches were loaded from
+	mode  string // active search name
+	inUtt bool
+}
+
+// hypothesis is the raw result of one utterance, before confidence mapping.
+type hypothesis struct {
+	text    string
+	score   int32   // path score (log base 1.0001)
+	logPost float64 // natural-log posterior of the best path (0 when unknown)
+	frames  int     // frames searched
+	words   []segment
+}
+
+// segment is one word of the best path, fillers included.
+type segment struct {
+	word    string
+	start   int     // first frame (10 ms)
+	end     int     // last frame
+	logPost float64 // natural-log posterior of the word
+	ascr    int32   // acoustic score
+}
+
+// newDecoder creates a decoder from command-line style arguments.
+func newDecoder(args []string) (*decoder, error) {
+	quietOnce.Do(func() { C.parley_ps_quiet() })
+	argv := (**C.char)(C.malloc(C.size_t(len(args)) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+	defer C.free(unsafe.Pointer(argv))
+	av := unsafe.Slice(argv, len(args))
+	for i, a := range args {
+		av[i] = C.CString(a)
+	}
+	defer func() {
+		for i := range av {
+			C.free(unsafe.Pointer(av[i]))
+		}
+	}()
+	cfg := C.parley_ps_config(C.int(len(args)), argv)
+	if cfg == nil {
+		return nil, errors.New("sphinx: invalid decoder arguments")
+	}
+	ps := C.ps_init(cfg)
+	if ps == nil {
+		C.cmd_ln_free_r(cfg)
+		return nil, errors.New("sphinx: decoder init failed (missing model file or dictionary word)")
+	}
+	return &decoder{ps: ps, cfg: cfg, lmath: C.ps_get_logmath(ps), mode: "_default"}, nil
+}
+
+// free releases the C decoder; the decoder must not be used afterwards.
+func (d *decoder) free() {
+	if d.ps != nil {
+		if d.inUtt {
+			C.ps_end_utt(d.ps)
+		}
+		C.ps_free(d.ps)
+		d.ps = nil
+	}
+	if d.cfg != nil {
+		C.cmd_ln_free_r(d.cfg)
+		d.cfg = nil
+	}
+}
+
+// setLMFile adds or replaces the n-gram search name from an ARPA file.
+func (d *decoder) setLMFile(name, path string) error {
+	cn, cp := C.CString(name), C.CString(path)
+	defer C.free(unsafe.Pointer(cn))
+	defer C.free(unsafe.Pointer(cp))
+	if C.ps_set_lm_file(d.ps, cn, cp) != 0 {
+		return fmt.Errorf("sphinx: load language model %s", path)
+	}
+	return nil
+}
+
+// setJSGF adds or replaces the grammar search name.
+func (d *decoder) setJSGF(name, grammar string) error {
+	cn, cg := C.CString(name), C.CString(grammar)
+	defer C.free(unsafe.Pointer(cn))
+	defer C.free(unsafe.Pointer(cg))
+	if C.ps_set_jsgf_string(d.ps, cn, cg) != 0 {
+		return fmt.Errorf("sphinx: load grammar %q", name)
+	}
+	return nil
+}
+
+// loadDict replaces the pronunciation dictionary (all searches are rebuilt).
+func (d *decoder) loadDict(path string) error {
+	cp := C.CString(path)
+	defer C.free(unsafe.Pointer(cp))
+	if C.ps_load_dict(d.ps, cp, nil, nil) != 0 {
+		return fmt.Errorf("sphinx: load dictionary %s", path)
+	}
+	return nil
+}
+
+// setSearch activates a search; only valid between utterances.
+func (d *decoder) setSearch(name string) error {
+	if d.mode == name {
+		return nil
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	if C.ps_set_search(d.ps, cn) != 0 {
+		return fmt.Errorf("sphinx: no search %q", name)
+	}
+	d.mode = name
+	return nil
+}
+
+// start begins an utterance.
+func (d *decoder) start() error {
+	if C.ps_start_utt(d.ps) != 0 {
+		return errors.New("sphinx: start utterance failed")
+	}
+	d.inUtt = true
+	return nil
+}
+
+// process feeds 16 kHz samples to the search.
+func (d *decoder) process(pcm []int16, fullUtt bool) error {
+	if len(pcm) == 0 {
+		return nil
+	}
+	full := C.int(0)
+	if fullUtt {
+		full = 1
+	}
+	if C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pcm[0])), C.size_t(len(pcm)), 0, full) < 0 {
+		return errors.New("sphinx: process audio failed")
+	}
+	return nil
+}
+
+// abort ends an utterance whose result nobody wants.
+func (d *decoder) abort() {
+	if d.inUtt {
+		C.ps_end_utt(d.ps)
+		d.inUtt = false
+	}
+}
+
+// end finishes the utterance and reads the best path with its posteriors.
+func (d *decoder) end() (hypothesis, error) {
+	if !d.inUtt {
+		return hypothesis{}, errors.New("sphinx: no utterance in progress")
+	}
+	d.inUtt = false
+	if C.ps_end_utt(d.ps) != 0 {
+		return hypothesis{}, errors.New("sphinx: end utterance failed")
+	}
+	var h hypothesis
+	var score C.int32
+	if hyp := C.ps_get_hyp(d.ps, &score); hyp != nil {
+		h.text = C.GoString(hyp)
+	}
+	h.score = int32(score)
+	h.frames = int(C.ps_get_n_frames(d.ps))
+	if h.text == "" {
+		return h, nil
+	}
+	h.logPost = d.toLn(int32(C.ps_get_prob(d.ps)))
+	for seg := C.ps_seg_iter(d.ps); seg != nil; seg = C.ps_seg_next(seg) {
+		var sf, ef C.int
+		var ascr, lscr, lback C.int32
+		C.ps_seg_frames(seg, &sf, &ef)
+		post := C.ps_seg_prob(seg, &ascr, &lscr, &lback)
+		h.words = append(h.words, segment{
+			word:    C.GoString(C.ps_seg_word(seg)),
+			start:   int(sf),
+			end:     int(ef),
+			logPost: d.toLn(int32(post)),
+			ascr:    int32(ascr),
+		})
+	}
+	return h, nil
+}
+
+// toLn converts a pocketsphinx log (base 1.0001 by default) to a natural log.
+func (d *decoder) toLn(v int32) float64 {
+	return float64(C.logmath_log_to_ln(d.lmath, C.int(v)))
+}

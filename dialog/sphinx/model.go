@@ -1,0 +1,239 @@
+package sphinx
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// phoneCMNInit is the cepstral mean of phone speech after this package's
+// front end (8 kHz G.711 audio upsampled to 16 kHz, level-normalized, band
+// folded), averaged over the live-CMN updates of 380 utterances: recorded
+// digits and flite voices (estimated with Config.LogFile, speech-stack.md
+// §3.1). The model's own value fits wide-band audio; with it, or with a
+// mean estimated without this front end, a new decoder mis-hears a call's
+// first utterance.
+const phoneCMNInit = "58.94,8.22,1.80,13.66,3.37,-13.28,5.38,-16.70,3.54,-0.82,-6.68,6.23,-5.41"
+
+// Search names inside a decoder. The -lm given at init is "_default".
+const (
+	searchOpen   = "_default"
+	searchDigits = "digits"
+	searchYesNo  = "yesno"
+)
+
+// digitWords are the words of the digits grammar, in the order of their value.
+var digitWords = []string{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+
+// digitsGrammar accepts one or more spoken digits ("oh" is zero).
+const digitsGrammar = `#JSGF V1.0;
+grammar digits;
+public <digits> = <digit>+;
+<digit> = zero | oh | one | two | three | four | five | six | seven | eight | nine;
+`
+
+// yesWords and noWords decide a yes/no answer; yesNoPhrases trains the yes/no
+// model, which also keeps the open domain as a fallback.
+var (
+	yesWords     = []string{"yes", "yeah", "yep", "yup", "sure", "correct", "right", "okay", "absolutely", "definitely", "please"}
+	noWords      = []string{"no", "nope", "nah", "not", "wrong", "incorrect", "don't", "never"}
+	yesNoPhrases = []string{
+		"yes", "no", "yeah", "yep", "nope", "sure", "okay", "correct", "right", "wrong",
+		"yes please", "no thanks", "no thank you", "yes that's right", "yes that is correct",
+		"that's right", "that is right", "that's correct", "that's wrong", "that is not right",
+		"no that's wrong", "no that's not right", "yes it is", "no it isn't", "no it's not",
+		"absolutely", "of course", "not really", "yes i do", "no i don't", "yes i am", "no i'm not",
+		"definitely", "i don't think so", "yes go ahead", "no don't",
+	}
+)
+
+// commonPhrases are what callers say on any support line; they are added to
+// every domain model so escalation words and small talk are always heard.
+var commonPhrases = []string{
+	"agent", "representative", "human", "person", "operator", "a real person",
+	"i want to speak to an agent", "i want to talk to an agent", "can i speak to a representative",
+	"let me talk to a human", "i want a real person", "connect me to a person please",
+	"get me a representative", "speak to someone", "i need to talk to someone",
+	"transfer me to an agent", "can i talk to a person", "human please", "agent please", "representative please",
+	"help", "i need help", "can you help me", "hello", "hi", "hello is anyone there", "thank you", "thanks",
+	"thank you very much", "goodbye", "bye", "that's all", "that's all thanks", "nothing else", "no that's it",
+	"can you repeat that", "say that again", "repeat that please", "what", "sorry", "i didn't understand",
+	"i don't know", "i'm not sure", "wait", "hold on", "one moment please", "never mind", "start over",
+	"main menu", "my account number is one two three four five six", "the last four digits are five six seven eight",
+	"my number is", "it's", "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+	"one two three four", "five six seven eight nine zero", "nine eight seven six", "four three two one", "zero zero seven",
+	"twenty", "thirty", "forty", "fifty", "a hundred", "dollars", "yes", "no", "yeah", "nope", "okay",
+}
+
+// model is one generation of the files a decoder loads: the domain and
+// yes/no language models and their dictionary. Rebuild writes a new
+// generation; decoders made from an older one are replaced between
+// utterances.
+type model struct {
+	gen     uint64
+	dir     string
+	dict    string
+	openLM  string
+	yesNoLM string
+	featp   string
+	words   int
+	guessed []string
+	dropped []string
+
+	mu      sync.RWMutex // read-held while a decoder loads the files
+	removed bool
+}
+
+// buildModel writes a model generation into dir: feat.params with the phone
+// cmninit, domain.arpa, yesno.arpa and domain.dict (only the words used).
+func buildModel(dir string, gen uint64, modelDir, cmnInit string, sentences []string) (*model, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("sphinx: model dir: %w", err)
+	}
+	m := &model{
+		gen:     gen,
+		dir:     dir,
+		dict:    filepath.Join(dir, "domain.dict"),
+		openLM:  filepath.Join(dir, "domain.arpa"),
+		yesNoLM: filepath.Join(dir, "yesno.arpa"),
+		featp:   filepath.Join(dir, "feat.params"),
+	}
+	if err := writeFeatParams(filepath.Join(modelDir, "en-us", "feat.params"), m.featp, cmnInit); err != nil {
+		return nil, err
+	}
+
+	var domain [][]string
+	vocab := map[string]bool{}
+	add := func(list []string, into *[][]string) {
+		for _, s := range list {
+			if ws := normalizeSentence(s); len(ws) > 0 {
+				*into = append(*into, ws)
+				for _, w := range ws {
+					vocab[w] = true
+				}
+			}
+		}
+	}
+	add(sentences, &domain)
+	add(commonPhrases, &domain)
+	var yesNo [][]string
+	add(yesNoPhrases, &yesNo)
+	for _, w := range digitWords {
+		vocab[w] = true
+	}
+	vocab["oh"] = true
+
+	lx, err := readLexicon(filepath.Join(modelDir, "cmudict-en-us.dict"), vocab)
+	if err != nil {
+		return nil, err
+	}
+	m.guessed, m.dropped = lx.guessed, lx.dropped
+	m.words = len(lx.prons)
+	domain = dropWords(domain, lx.prons)
+	yesNo = dropWords(yesNo, lx.prons)
+
+	// The yes/no model hears yes/no answers first and the domain second:
+	// repeating the answers weights them over the domain sentences while a
+	// caller who answers with a question is still understood.
+	yn := make([][]string, 0, 8*len(yesNo)+len(domain))
+	reps := 1 + len(domain)/len(yesNo)
+	for i := 0; i < reps; i++ {
+		yn = append(yn, yesNo...)
+	}
+	yn = append(yn, domain...)
+
+	if err := writeFile(m.openLM, func(b *bytes.Buffer) error { return writeARPA(b, domain) }); err != nil {
+		return nil, err
+	}
+	if err := writeFile(m.yesNoLM, func(b *bytes.Buffer) error { return writeARPA(b, yn) }); err != nil {
+		return nil, err
+	}
+	if err := writeFile(m.dict, func(b *bytes.Buffer) error { return lx.writeDict(b) }); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// dropWords removes words without a pronunciation (pocketsphinx would warn
+// and drop them from the LM anyway; removing them keeps the counts honest).
+func dropWords(sents [][]string, prons map[string][]string) [][]string {
+	out := sents[:0:0]
+	for _, s := range sents {
+		k := make([]string, 0, len(s))
+		for _, w := range s {
+			if _, ok := prons[w]; ok {
+				k = append(k, w)
+			}
+		}
+		if len(k) > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// writeFeatParams copies the acoustic model's feat.params with -cmninit
+// replaced: pocketsphinx lets this file override the command line, so the
+// phone value only takes effect through -featparams (speech-stack.md §3.1).
+func writeFeatParams(src, dst, cmnInit string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("sphinx: read feat.params: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "-cmninit") {
+			continue
+		}
+		out = append(out, line)
+	}
+	out = append(out, "-cmninit "+cmnInit)
+	return writeFile(dst, func(b *bytes.Buffer) error {
+		_, err := b.WriteString(strings.Join(out, "\n") + "\n")
+		return err
+	})
+}
+
+// writeFile writes through a temporary file and a rename so a decoder never
+// reads half a file.
+func writeFile(path string, fill func(*bytes.Buffer) error) error {
+	var b bytes.Buffer
+	if err := fill(&b); err != nil {
+		return fmt.Errorf("sphinx: build %s: %w", filepath.Base(path), err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("sphinx: write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("sphinx: write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// vocabulary lists the words of the model's dictionary, sorted.
+func (m *model) vocabulary() ([]string, error) {
+	data, err := os.ReadFile(m.dict)
+	if err != nil {
+		return nil, fmt.Errorf("sphinx: read dictionary: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if w, _, ok := strings.Cut(line, " "); ok {
+			if i := strings.IndexByte(w, '('); i > 0 {
+				w = w[:i]
+			}
+			seen[w] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for w := range seen {
+		out = append(out, w)
+	}
+	sort.Strings(out)
+	return out, nil
+}

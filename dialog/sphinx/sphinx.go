@@ -1,0 +1,354 @@
+// Package sphinx is parley's embedded offline speech-to-text: pocketsphinx
+// (Debian's 5prealpha) through cgo, with a small domain language model that
+// is generated at start-up from the knowledge base's sentences, grammars for
+// digit strings and yes/no answers, a phone-band front end and calibrated
+// per-utterance confidence. It implements dialog.Transcriber.
+//
+// Decoders are expensive (each loads its own acoustic model), so a
+// Recognizer keeps a bounded pool; a stream holds one decoder only between
+// Start and Finish or Close.
+package sphinx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parley-ai/parley/dialog"
+)
+
+var _ dialog.Transcriber = (*Recognizer)(nil)
+
+// DefaultModelDir is where Debian's pocketsphinx-en-us package installs the
+// 16 kHz US English acoustic model and cmudict.
+const DefaultModelDir = "/usr/share/pocketsphinx/model/en-us"
+
+// sampleRate is the only rate the en-us acoustic model accepts.
+const sampleRate = 16000
+
+// ErrClosed is returned by a Recognizer (and its streams) after Close.
+var ErrClosed = errors.New("sphinx: recognizer closed")
+
+// Config configures a Recognizer.
+type Config struct {
+	// DataDir receives the generated decoder files (feat.params, ARPA
+	// models, dictionary). It is created if needed; required.
+	DataDir string
+	// Sentences are the domain's example utterances and answer keywords
+	// (the knowledge base). Common call phrases, numbers, yes/no and
+	// escalation words are always added.
+	Sentences []string
+	// MaxDecoders bounds the pool of decoders, that is the number of
+	// utterances recognized at once (default 4). Each costs about 5-10 MB.
+	MaxDecoders int
+	// ModelDir holds the en-us acoustic model and cmudict-en-us.dict
+	// (default DefaultModelDir).
+	ModelDir string
+	// CMNInit overrides the initial cepstral mean written to feat.params
+	// (13 comma-separated numbers). The default fits upsampled 8 kHz phone audio.
+	CMNInit string
+	// LogFile, when set, receives pocketsphinx's own log (process-wide);
+	// by default it is discarded.
+	LogFile string
+	// WideBand turns off the phone-band front end (bandwidth extension) for
+	// callers whose audio really is 16 kHz wide-band, such as WebRTC Opus.
+	WideBand bool
+}
+
+// Recognizer is a pool of pocketsphinx decoders sharing one domain model.
+type Recognizer struct {
+	cfg  Config
+	tune frontEnd
+
+	modelMu sync.Mutex
+	cur     atomic.Pointer[model]
+	gen     uint64
+	old     []*model
+
+	sem    chan struct{} // one token per decoder that exists or may be made
+	poolMu sync.Mutex
+	idle   []*decoder
+	closed bool
+	done   chan struct{}
+}
+
+// New generates the model files into cfg.DataDir and returns a Recognizer.
+// One decoder is created at once so configuration errors show at start-up.
+func New(cfg Config) (*Recognizer, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("sphinx: Config.DataDir is required")
+	}
+	if cfg.ModelDir == "" {
+		cfg.ModelDir = DefaultModelDir
+	}
+	if cfg.MaxDecoders <= 0 {
+		cfg.MaxDecoders = 4
+	}
+	if cfg.CMNInit == "" {
+		cfg.CMNInit = phoneCMNInit
+	} else if err := checkCMNInit(cfg.CMNInit); err != nil {
+		return nil, err
+	}
+	if cfg.LogFile != "" {
+		if err := setLogFile(cfg.LogFile); err != nil {
+			return nil, err
+		}
+	}
+	r := &Recognizer{
+		cfg:  cfg,
+		tune: defaultFrontEnd(cfg.WideBand),
+		sem:  make(chan struct{}, cfg.MaxDecoders),
+		done: make(chan struct{}),
+	}
+	if err := r.Rebuild(cfg.Sentences); err != nil {
+		return nil, err
+	}
+	d, err := r.newDecoder(r.cur.Load())
+	if err != nil {
+		return nil, err
+	}
+	r.idle = append(r.idle, d)
+	return r, nil
+}
+
+// checkCMNInit validates a -cmninit value: 13 numbers.
+func checkCMNInit(s string) error {
+	parts := splitComma(s)
+	if len(parts) != 13 {
+		return fmt.Errorf("sphinx: CMNInit needs 13 numbers, got %d", len(parts))
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseFloat(p, 64); err != nil {
+			return fmt.Errorf("sphinx: CMNInit: %w", err)
+		}
+	}
+	return nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ',' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// SampleRate is the rate Write expects: the acoustic model is 16 kHz only,
+// so phone audio is upsampled by the caller (media.Resampler).
+func (r *Recognizer) SampleRate() int { return sampleRate }
+
+// Rebuild regenerates the domain language model and dictionary from new
+// sentences (the knowledge base changed). New decoders load the new model;
+// pooled decoders are replaced when they are next taken from the pool, so an
+// utterance in progress finishes with the model it started with.
+func (r *Recognizer) Rebuild(sentences []string) error {
+	r.modelMu.Lock()
+	defer r.modelMu.Unlock()
+	select {
+	case <-r.done:
+		return ErrClosed
+	default:
+	}
+	gen := r.gen + 1
+	dir := filepath.Join(r.cfg.DataDir, "sphinx", "model-"+strconv.FormatUint(gen, 10))
+	m, err := buildModel(dir, gen, r.cfg.ModelDir, r.cfg.CMNInit, sentences)
+	if err != nil {
+		return err
+	}
+	// Check that a decoder accepts the files before any stream depends on them.
+	d, err := newModelDecoder(m, r.cfg.ModelDir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return err
+	}
+	d.free()
+	r.gen = gen
+	prev := r.cur.Swap(m)
+	if prev != nil {
+		r.old = append(r.old, prev)
+	}
+	// Keep the previous generation for a decoder that may be loading it
+	// right now; remove older ones once no load holds them.
+	for len(r.old) > 1 {
+		r.old[0].remove()
+		r.old = r.old[1:]
+	}
+	return nil
+}
+
+// Dropped lists the domain words with no pronunciation in cmudict and no
+// fallback spelling; they were left out of the language model.
+func (r *Recognizer) Dropped() []string {
+	return append([]string(nil), r.cur.Load().dropped...)
+}
+
+// Guessed lists the domain words missing from cmudict that the
+// letter-to-sound fallback spelled (plurals, compounds, acronyms).
+func (r *Recognizer) Guessed() []string {
+	return append([]string(nil), r.cur.Load().guessed...)
+}
+
+// remove deletes a superseded model's files once no decoder is loading them.
+func (m *model) remove() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removed = true
+	_ = os.RemoveAll(m.dir)
+}
+
+// newModelDecoder creates a decoder with the open, yes/no and digits
+// searches of model m.
+func newModelDecoder(m *model, modelDir string) (*decoder, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.removed {
+		return nil, errStaleModel
+	}
+	d, err := newDecoder(append([]string{
+		"-hmm", filepath.Join(modelDir, "en-us"),
+		"-featparams", m.featp,
+		"-dict", m.dict,
+		"-lm", m.openLM,
+		"-bestpath", "yes",
+	}, extraArgs...))
+	if err != nil {
+		return nil, err
+	}
+	d.gen = m.gen
+	if err := d.setLMFile(searchYesNo, m.yesNoLM); err != nil {
+		d.free()
+		return nil, err
+	}
+	if err := d.setJSGF(searchDigits, digitsGrammar); err != nil {
+		d.free()
+		return nil, err
+	}
+	return d, nil
+}
+
+// extraArgs are appended to every decoder's arguments (tuning experiments).
+var extraArgs []string
+
+var errStaleModel = errors.New("sphinx: model superseded while loading")
+
+// newDecoder makes a decoder for the current model, retrying when a Rebuild
+// superseded the model during the load.
+func (r *Recognizer) newDecoder(m *model) (*decoder, error) {
+	for i := 0; ; i++ {
+		d, err := newModelDecoder(m, r.cfg.ModelDir)
+		if errors.Is(err, errStaleModel) && i < 3 {
+			m = r.cur.Load()
+			continue
+		}
+		return d, err
+	}
+}
+
+// acquire takes a decoder from the pool, creating one if fewer than
+// MaxDecoders exist, or waits for one to be released until ctx ends.
+func (r *Recognizer) acquire(ctx context.Context) (*decoder, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sphinx: wait for a decoder: %w", ctx.Err())
+	case <-r.done:
+		return nil, ErrClosed
+	}
+	m := r.cur.Load()
+	r.poolMu.Lock()
+	if r.closed {
+		r.poolMu.Unlock()
+		<-r.sem
+		return nil, ErrClosed
+	}
+	var d *decoder
+	if n := len(r.idle); n > 0 {
+		d = r.idle[n-1]
+		r.idle = r.idle[:n-1]
+	}
+	r.poolMu.Unlock()
+	if d != nil && d.gen == m.gen {
+		return d, nil
+	}
+	if d != nil {
+		d.free() // built from an older model: replace it between utterances
+	}
+	d, err := r.newDecoder(m)
+	if err != nil {
+		<-r.sem
+		return nil, err
+	}
+	return d, nil
+}
+
+// release returns a decoder to the pool (or frees it after Close).
+func (r *Recognizer) release(d *decoder, healthy bool) {
+	r.poolMu.Lock()
+	if r.closed || !healthy {
+		r.poolMu.Unlock()
+		d.free()
+	} else {
+		r.idle = append(r.idle, d)
+		r.poolMu.Unlock()
+	}
+	<-r.sem
+}
+
+// Close frees the idle decoders and the generated files; streams still
+// running keep their decoder until they finish, then free it. Idempotent.
+func (r *Recognizer) Close() error {
+	r.poolMu.Lock()
+	if r.closed {
+		r.poolMu.Unlock()
+		return nil
+	}
+	r.closed = true
+	idle := r.idle
+	r.idle = nil
+	r.poolMu.Unlock()
+	r.modelMu.Lock()
+	close(r.done)
+	r.modelMu.Unlock()
+	for _, d := range idle {
+		d.free()
+	}
+	return nil
+}
+
+// Start begins recognizing one utterance in mode. It waits for a free
+// decoder until ctx ends.
+func (r *Recognizer) Start(ctx context.Context, mode dialog.Mode) (dialog.TranscribeStream, error) {
+	return r.start(ctx, mode)
+}
+
+func (r *Recognizer) start(ctx context.Context, mode dialog.Mode) (*stream, error) {
+	d, err := r.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	search := searchOpen
+	switch mode {
+	case dialog.ModeDigits:
+		search = searchDigits
+	case dialog.ModeYesNo:
+		search = searchYesNo
+	}
+	if err := d.setSearch(search); err != nil {
+		r.release(d, false)
+		return nil, err
+	}
+	if err := d.start(); err != nil {
+		r.release(d, false)
+		return nil, err
+	}
+	return &stream{r: r, d: d, mode: mode, fe: r.tune.newState()}, nil
+}

@@ -1,0 +1,425 @@
+package sphinx
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/parley-ai/parley/dialog"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// requireFlite fails (never skips) when the flite CLI is missing: the test
+// command installs it, and a skipped test would count as passed.
+func requireFlite(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("flite"); err != nil {
+		t.Fatalf("flite CLI not found (apt-get install flite): %v", err)
+	}
+}
+
+// phone speaks text with a voice through the phone channel (8 kHz).
+func phone(t testing.TB, voice, text string, snrDB float64) []int16 {
+	t.Helper()
+	pcm, rate := synth(t, voice, text)
+	return phoneChannel(pcm, rate, snrDB, 1)
+}
+
+// TestGoldenPhrases gives each phrase a new recognizer: a decoder's live
+// cepstral mean adapts to what it heard before, so exact strings need a
+// fixed history (speech-stack.md §7).
+func TestGoldenPhrases(t *testing.T) {
+	requireFlite(t)
+	tests := []struct {
+		voice, text string
+		mode        dialog.Mode
+		want        string
+	}{
+		{"kal", "My card was stolen.", dialog.ModeOpen, "my card was stolen"},
+		{"kal", "I forgot my pin.", dialog.ModeOpen, "i forgot my pin"},
+		{"kal", "I want to speak to an agent.", dialog.ModeOpen, "i want to speak to an agent"},
+		{"slt", "Please block my card right now.", dialog.ModeOpen, "please block my card right now"},
+		{"kal", "1 2 3 4", dialog.ModeDigits, "one two three four"},
+		{"kal", "Yes.", dialog.ModeYesNo, "yes"},
+		{"kal", "No thank you.", dialog.ModeYesNo, "no thank you"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.voice+"/"+tt.want, func(t *testing.T) {
+			t.Parallel()
+			r := newTestRecognizer(t, 1)
+			tr, err := r.TranscribePCM(context.Background(), phone(t, tt.voice, tt.text, 0), 8000, tt.mode)
+			if err != nil {
+				t.Fatalf("TranscribePCM: %v", err)
+			}
+			if tr.Text != tt.want {
+				t.Fatalf("got %q (confidence %.2f), want %q", tr.Text, tr.Confidence, tt.want)
+			}
+			if len(tr.Words) != len(strings.Fields(tt.want)) {
+				t.Fatalf("got %d words, want %d", len(tr.Words), len(strings.Fields(tt.want)))
+			}
+			for i, w := range tr.Words {
+				if w.Confidence < 0 || w.Confidence > 1 || w.End <= w.Start || (i > 0 && w.Start < tr.Words[i-1].End) {
+					t.Fatalf("bad word %d: %+v", i, w)
+				}
+			}
+		})
+	}
+}
+
+// TestStreaming feeds a phrase the way a call does: 20 ms chunks of 16 kHz
+// audio, upsampled frame by frame.
+func TestStreaming(t *testing.T) {
+	requireFlite(t)
+	r := newTestRecognizer(t, 1)
+	pcm8 := phone(t, "kal", "I lost my credit card.", 0)
+	st, err := r.Start(context.Background(), dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	up := newUpsampler()
+	silence := make([]int16, 160)
+	for range 10 { // 200 ms of line silence before the caller speaks
+		if err := st.Write(up(silence)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for off := 0; off < len(pcm8); off += 160 {
+		if err := st.Write(up(pcm8[off:min(off+160, len(pcm8))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if err := st.Write(up(silence)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := st.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Text != "i lost my credit card" {
+		t.Fatalf("got %q", tr.Text)
+	}
+	if err := st.Write(silence); err == nil {
+		t.Fatal("Write after Finish succeeded")
+	}
+	if _, err := st.Finish(); err == nil {
+		t.Fatal("second Finish succeeded")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close after Finish: %v", err)
+	}
+}
+
+func TestConfidenceOrdering(t *testing.T) {
+	requireFlite(t)
+	r := newTestRecognizer(t, 2)
+	ctx := context.Background()
+	conf := func(t *testing.T, pcm8 []int16) (float64, string) {
+		t.Helper()
+		tr, err := r.TranscribePCM(ctx, pcm8, 8000, dialog.ModeOpen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Confidence, tr.Text
+	}
+	var inVocab []float64
+	for _, s := range []string{"My card was stolen.", "I forgot my PIN.", "What is my account balance?", "I want to make a payment."} {
+		c, text := conf(t, phone(t, "kal", s, 0))
+		t.Logf("in-vocabulary %q -> %q %.2f", s, text, c)
+		inVocab = append(inVocab, c)
+	}
+	lowest := slices.Min(inVocab)
+	rng := rand.New(rand.NewPCG(3, 4))
+	cases := map[string][]int16{}
+	for i, amp := range []float64{300, 3000} {
+		n := make([]int16, 12000+4000*i)
+		for j := range n {
+			n[j] = clip16(rng.NormFloat64() * amp)
+		}
+		cases["white noise "+strings.Repeat("loud", i)] = n
+	}
+	for _, s := range []string{"The quick brown fox jumps over the lazy dog.", "My grandmother grows tomatoes in her garden."} {
+		cases["out of vocabulary: "+s] = phone(t, "kal", s, 0)
+		rev := phone(t, "kal", s, 0)
+		slices.Reverse(rev)
+		cases["mumbling (reversed): "+s] = rev
+	}
+	for name, pcm := range cases {
+		c, text := conf(t, pcm)
+		t.Logf("%s -> %q %.2f", name, text, c)
+		if c >= lowest {
+			t.Errorf("%s: confidence %.2f not below the lowest in-vocabulary %.2f (%q)", name, c, lowest, text)
+		}
+		if c > 0.3 {
+			t.Errorf("%s: confidence %.2f, want <= 0.3", name, c)
+		}
+	}
+	if lowest < 0.4 {
+		t.Errorf("in-vocabulary confidences %v, want all >= 0.4", inVocab)
+	}
+}
+
+func TestPool(t *testing.T) {
+	r, err := New(Config{DataDir: t.TempDir(), Sentences: []string{"check my balance"}, MaxDecoders: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	s1, err := r.Start(ctx, dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := r.Start(ctx, dialog.ModeDigits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both decoders are taken: a third Start waits until its context ends.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := r.Start(short, dialog.ModeOpen); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Start: got %v, want deadline exceeded", err)
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	ccancel()
+	if _, err := r.Start(cctx, dialog.ModeOpen); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start with canceled ctx: got %v", err)
+	}
+	// A waiting Start gets the decoder as soon as a stream finishes.
+	got := make(chan error, 1)
+	go func() {
+		s, err := r.Start(ctx, dialog.ModeYesNo)
+		if err == nil {
+			err = s.Close()
+		}
+		got <- err
+	}()
+	if err := s1.Write(make([]int16, 1600)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("waiting Start: %v", err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	r.poolMu.Lock()
+	idle := len(r.idle)
+	r.poolMu.Unlock()
+	if idle != 2 || len(r.sem) != 0 {
+		t.Fatalf("after all streams: %d idle decoders, %d taken; want 2 idle, 0 taken", idle, len(r.sem))
+	}
+	// Many goroutines share the pool without exceeding it.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := r.Start(ctx, dialog.Mode(i%3))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if n := len(r.sem); n > 2 {
+				t.Errorf("%d decoders in use, max 2", n)
+			}
+			_ = s.Write(make([]int16, 320))
+			if _, err := s.Finish(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := r.Start(ctx, dialog.ModeOpen); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: got %v, want ErrClosed", err)
+	}
+	if err := r.Rebuild([]string{"x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Rebuild after Close: got %v, want ErrClosed", err)
+	}
+}
+
+// TestCloseWithActiveStream frees a decoder that is still in use when its
+// stream ends after the recognizer closed.
+func TestCloseWithActiveStream(t *testing.T) {
+	r, err := New(Config{DataDir: t.TempDir(), MaxDecoders: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Start(context.Background(), dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(make([]int16, 320)); err != nil {
+		t.Fatalf("Write on a stream started before Close: %v", err)
+	}
+	if _, err := s.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.idle) != 0 {
+		t.Fatalf("%d decoders kept after Close", len(r.idle))
+	}
+}
+
+func TestRebuild(t *testing.T) {
+	requireFlite(t)
+	dir := t.TempDir()
+	r, err := New(Config{DataDir: dir, Sentences: []string{"what is my balance", "i lost my card"}, MaxDecoders: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	pcm8 := phone(t, "kal", "I need a mortgage for my house.", 0)
+	before, err := r.TranscribePCM(ctx, pcm8, 8000, dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(before.Text, "mortgage") {
+		t.Fatalf("mortgage recognized before Rebuild: %q", before.Text)
+	}
+	// A stream started before Rebuild finishes with the old model.
+	old, err := r.Start(ctx, dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Rebuild([]string{"i need a mortgage for my house", "what is my mortgage rate"}); err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	if err := old.Write(make([]int16, 1600)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := r.TranscribePCM(ctx, pcm8, 8000, dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Text != "i need a mortgage for my house" {
+		t.Fatalf("after Rebuild got %q", after.Text)
+	}
+	// Two generations at most stay on disk.
+	for range 3 {
+		if err := r.Rebuild([]string{"what is my mortgage rate"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gens, err := filepath.Glob(filepath.Join(dir, "sphinx", "model-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gens) != 2 {
+		t.Fatalf("model generations on disk: %v, want 2", gens)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no data dir", Config{}},
+		{"missing model", Config{DataDir: t.TempDir(), ModelDir: filepath.Join(t.TempDir(), "nope")}},
+		{"bad cmninit", Config{DataDir: t.TempDir(), CMNInit: "1,2,3"}},
+		{"cmninit not numbers", Config{DataDir: t.TempDir(), CMNInit: "a,b,c,d,e,f,g,h,i,j,k,l,m"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r, err := New(tt.cfg); err == nil {
+				r.Close()
+				t.Fatal("New succeeded")
+			}
+		})
+	}
+}
+
+func TestTranscribePCMEdges(t *testing.T) {
+	r, err := New(Config{DataDir: t.TempDir(), MaxDecoders: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if _, err := r.TranscribePCM(ctx, make([]int16, 100), 0, dialog.ModeOpen); err == nil {
+		t.Fatal("rate 0 accepted")
+	}
+	for _, n := range []int{0, 1, 159, 8000} {
+		tr, err := r.TranscribePCM(ctx, make([]int16, n), 8000, dialog.ModeOpen)
+		if err != nil {
+			t.Fatalf("%d samples of silence: %v", n, err)
+		}
+		if tr.Text != "" || tr.Confidence != 0 {
+			t.Fatalf("%d samples of silence: got %q %.2f", n, tr.Text, tr.Confidence)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.TranscribePCM(cctx, make([]int16, 8000), 8000, dialog.ModeOpen); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled ctx: got %v", err)
+	}
+	if r.SampleRate() != 16000 {
+		t.Fatalf("SampleRate %d", r.SampleRate())
+	}
+}
+
+func TestDataDirFiles(t *testing.T) {
+	dir := t.TempDir()
+	r, err := New(Config{DataDir: dir, Sentences: []string{"Where's my cashback?", "I need an OTP for autopay", "xqzzyv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	gen := filepath.Join(dir, "sphinx", "model-1")
+	fp, err := os.ReadFile(filepath.Join(gen, "feat.params"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(fp), "-cmninit "+phoneCMNInit) || strings.Count(string(fp), "-cmninit") != 1 {
+		t.Fatalf("feat.params lacks the phone cmninit:\n%s", fp)
+	}
+	if !slices.Equal(r.Dropped(), []string{"xqzzyv"}) {
+		t.Fatalf("Dropped %v", r.Dropped())
+	}
+	for _, w := range []string{"cashback", "otp", "autopay"} {
+		if !slices.Contains(r.Guessed(), w) {
+			t.Errorf("Guessed %v lacks %q", r.Guessed(), w)
+		}
+	}
+	arpa, err := os.ReadFile(filepath.Join(gen, "domain.arpa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(arpa), "xqzzyv") {
+		t.Fatal("dropped word in the language model")
+	}
+}
