@@ -62,8 +62,8 @@ type playoutMark struct {
 // before them, so a mark echoed by the far end means "the caller heard
 // everything before it". A final partial frame is padded with silence; it
 // is held back one tick first unless a mark ends the audio there, so that
-// streamed audio arriving in odd-sized chunks plays without gaps. Clear drops everything queued at once (barge-in).
-// Audio lives in a ring buffer that grows on demand up to MaxQueue, so
+// streamed audio arriving in odd-sized chunks plays without gaps. Clear
+// drops everything queued at once (barge-in). Audio lives in a ring buffer that grows on demand up to MaxQueue, so
 // steady-state playout does not allocate.
 type Playout struct {
 	sink  FrameSink
