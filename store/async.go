@@ -19,6 +19,7 @@ const (
 	DefaultAsyncQueue   = 1024
 	DefaultWriteTimeout = 5 * time.Second
 	DefaultDrainTimeout = 5 * time.Second
+	DefaultMaxBatch     = 128
 )
 
 // ErrQueueFull is returned by an Async write that was dropped because the
@@ -33,6 +34,33 @@ var ErrClosed = errors.New("store: async writer closed")
 // between two about failures, so a dead database cannot flood the log.
 const logEvery = time.Second
 
+// Write is one store write, as Async hands it to a Batcher: exactly one
+// field is set.
+type Write struct {
+	CreateCall  *parley.Call
+	EndCall     *CallEnd
+	AppendTurn  *parley.Turn
+	AppendEvent *parley.Event
+}
+
+// CallEnd holds the arguments of parley.Store.EndCall.
+type CallEnd struct {
+	ID      string
+	EndedAt time.Time
+	Outcome parley.Outcome
+	Reason  string
+}
+
+// Batcher is implemented by stores that can apply several writes in one
+// transaction. Async uses it to commit a burst of queued writes with one
+// disk flush instead of one per write, which is what keeps a single writer
+// goroutine ahead of many concurrent calls. Both backends implement it.
+type Batcher interface {
+	// WriteBatch applies ws in order, all or none, with the same checks and
+	// errors as the one-at-a-time methods.
+	WriteBatch(ctx context.Context, ws []Write) error
+}
+
 // AsyncOptions configure NewAsync. Zero fields take the defaults above.
 type AsyncOptions struct {
 	// Queue is how many writes may wait; one more is dropped and counted.
@@ -44,6 +72,9 @@ type AsyncOptions struct {
 	WriteTimeout time.Duration
 	// DrainTimeout bounds how long Close waits for queued writes.
 	DrainTimeout time.Duration
+	// MaxBatch caps how many queued writes go into one transaction when
+	// the wrapped store is a Batcher.
+	MaxBatch int
 }
 
 // AsyncStats count what an Async did with the writes it was given.
@@ -55,7 +86,8 @@ type AsyncStats struct {
 }
 
 // Async is a parley.Store that queues writes and applies them in order on
-// one goroutine, so that the media path never waits for a disk or a
+// one goroutine (a burst of them in one transaction when the wrapped store
+// is a Batcher), so that the media path never waits for a disk or a
 // database round trip: CreateCall, AppendTurn, AppendEvent and EndCall
 // return as soon as the write is queued. When the bounded queue is full
 // the write is dropped, counted and logged, and the method returns
@@ -70,6 +102,8 @@ type Async struct {
 	log          zerolog.Logger
 	writeTimeout time.Duration
 	drainTimeout time.Duration
+	maxBatch     int
+	writes       []Write // reused by applyRun; only the writer goroutine touches it
 
 	queue chan asyncOp
 	// mu guards closed against a write racing Close: writers hold it shared
@@ -135,6 +169,26 @@ type asyncOp struct {
 	flushed    chan struct{}
 }
 
+// write turns a queued op back into the store call it stands for.
+func (o *asyncOp) write() Write {
+	switch o.kind {
+	case opCreateCall:
+		return Write{CreateCall: o.call}
+	case opEndCall:
+		return Write{EndCall: &CallEnd{ID: o.id, EndedAt: o.at, Outcome: o.outcome, Reason: o.reason}}
+	case opAppendTurn:
+		t := o.turn
+		if o.hasSignals {
+			sig := o.signals // the store may keep the pointer; give it its own copy
+			t.Signals = &sig
+		}
+		return Write{AppendTurn: &t}
+	case opAppendEvent:
+		return Write{AppendEvent: &o.event}
+	}
+	return Write{}
+}
+
 func (o *asyncOp) callID() string {
 	switch o.kind {
 	case opCreateCall:
@@ -158,12 +212,16 @@ func NewAsync(s parley.Store, opt AsyncOptions) *Async {
 	if opt.DrainTimeout <= 0 {
 		opt.DrainTimeout = DefaultDrainTimeout
 	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = DefaultMaxBatch
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Async{
 		s:            s,
 		log:          opt.Log,
 		writeTimeout: opt.WriteTimeout,
 		drainTimeout: opt.DrainTimeout,
+		maxBatch:     opt.MaxBatch,
 		queue:        make(chan asyncOp, opt.Queue),
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
@@ -326,22 +384,83 @@ func (a *Async) drop(op *asyncOp, why error) {
 
 func (a *Async) run() {
 	defer close(a.done)
+	batch := make([]asyncOp, 0, a.maxBatch)
 	for {
 		select {
 		case op := <-a.queue:
-			a.apply(&op)
+			batch = a.flushBatch(a.collect(append(batch, op)))
 		case <-a.stop:
 			// No writer can enqueue any more (closed is set before stop is
 			// closed), so the queue only shrinks from here.
 			for {
 				select {
 				case op := <-a.queue:
-					a.apply(&op)
+					batch = a.flushBatch(a.collect(append(batch, op)))
 				default:
 					return
 				}
 			}
 		}
+	}
+}
+
+// flushBatch applies batch and returns it emptied for reuse.
+func (a *Async) flushBatch(batch []asyncOp) []asyncOp {
+	a.applyBatch(batch)
+	clear(batch) // drop references to applied turns and events
+	return batch[:0]
+}
+
+// collect adds to batch whatever else is already queued, up to maxBatch,
+// without waiting: a burst is committed together, a lone write at once.
+func (a *Async) collect(batch []asyncOp) []asyncOp {
+	for len(batch) < a.maxBatch {
+		select {
+		case op := <-a.queue:
+			batch = append(batch, op)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// applyBatch applies ops in order; a Flush marker is released once every
+// write before it has been applied.
+func (a *Async) applyBatch(ops []asyncOp) {
+	start := 0
+	for i := range ops {
+		if ops[i].kind == opFlush {
+			a.applyRun(ops[start:i])
+			close(ops[i].flushed)
+			start = i + 1
+		}
+	}
+	a.applyRun(ops[start:])
+}
+
+// applyRun applies writes in one transaction when the store is a Batcher,
+// and one by one otherwise or when the transaction fails, so that one bad
+// write (a duplicate turn, say) costs only itself.
+func (a *Async) applyRun(run []asyncOp) {
+	b, ok := a.s.(Batcher)
+	if ok && len(run) > 1 && !a.abandon.Load() {
+		ws := a.writes[:0]
+		for i := range run {
+			ws = append(ws, run[i].write())
+		}
+		ctx, cancel := context.WithTimeout(a.ctx, a.writeTimeout)
+		err := b.WriteBatch(ctx, ws)
+		cancel()
+		clear(ws)
+		a.writes = ws[:0]
+		if err == nil {
+			a.written.Add(uint64(len(run)))
+			return
+		}
+	}
+	for i := range run {
+		a.apply(&run[i])
 	}
 }
 
@@ -356,19 +475,15 @@ func (a *Async) apply(op *asyncOp) {
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, a.writeTimeout)
 	var err error
-	switch op.kind {
-	case opCreateCall:
-		err = a.s.CreateCall(ctx, *op.call)
-	case opEndCall:
-		err = a.s.EndCall(ctx, op.id, op.at, op.outcome, op.reason)
-	case opAppendTurn:
-		if op.hasSignals {
-			sig := op.signals // the store may keep the pointer; give it its own copy
-			op.turn.Signals = &sig
-		}
-		err = a.s.AppendTurn(ctx, op.turn)
-	case opAppendEvent:
-		err = a.s.AppendEvent(ctx, op.event)
+	switch w := op.write(); {
+	case w.CreateCall != nil:
+		err = a.s.CreateCall(ctx, *w.CreateCall)
+	case w.EndCall != nil:
+		err = a.s.EndCall(ctx, w.EndCall.ID, w.EndCall.EndedAt, w.EndCall.Outcome, w.EndCall.Reason)
+	case w.AppendTurn != nil:
+		err = a.s.AppendTurn(ctx, *w.AppendTurn)
+	case w.AppendEvent != nil:
+		err = a.s.AppendEvent(ctx, *w.AppendEvent)
 	}
 	cancel()
 	if err == nil {

@@ -443,6 +443,69 @@ func TestAsyncAppendTurnDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// fakeBatcher is a fakeStore that also takes batches; a batch holding a
+// turn with seq failSeq fails as a whole, as a transaction would.
+type fakeBatcher struct {
+	*fakeStore
+	failSeq int
+	batches []int
+}
+
+func (f *fakeBatcher) WriteBatch(ctx context.Context, ws []Write) error {
+	f.mu.Lock()
+	f.batches = append(f.batches, len(ws))
+	f.mu.Unlock()
+	for _, w := range ws {
+		if w.AppendTurn == nil || w.AppendTurn.Seq == f.failSeq {
+			return errors.New("fake: batch rolled back")
+		}
+	}
+	for _, w := range ws {
+		if err := f.AppendTurn(ctx, *w.AppendTurn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestAsyncBatches(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeBatcher{fakeStore: &fakeStore{gate: make(chan struct{}), started: make(chan string, 1), failOn: "turn CA-1/13"}, failSeq: 13}
+	a := NewAsync(f, AsyncOptions{Queue: 32, MaxBatch: 8})
+	defer a.Close()
+	// Park the writer on a lone write, queue 20 more, then let it go.
+	if err := a.AppendTurn(ctx, parley.Turn{CallID: "CA-1", Seq: 0}); err != nil {
+		t.Fatal(err)
+	}
+	<-f.started
+	for seq := 1; seq <= 20; seq++ {
+		if err := a.AppendTurn(ctx, parley.Turn{CallID: "CA-1", Seq: seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(f.gate)
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Seqs 1-8 and 17-20 commit as batches; 9-16 holds the bad seq 13, so
+	// its batch is retried one write at a time and only 13 fails.
+	if got := fmt.Sprint(f.batches); got != "[8 8 4]" {
+		t.Fatalf("batch sizes %s, want [8 8 4]", got)
+	}
+	var want []string
+	for seq := 0; seq <= 20; seq++ {
+		if seq != 13 {
+			want = append(want, fmt.Sprintf("turn CA-1/%d", seq))
+		}
+	}
+	if got := f.applied(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("applied %v, want %v", got, want)
+	}
+	if st := a.Stats(); st != (AsyncStats{Written: 20, Failed: 1}) {
+		t.Fatalf("Stats = %+v, want 20 written and seq 13 failed", st)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	var r rateLimit
 	sec := int64(time.Second)

@@ -41,6 +41,7 @@ func Contract(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"ListCallsDefaultLimit", contractListDefaultLimit},
 		{"ConcurrentWrites", contractConcurrent},
 		{"CanceledContext", contractCanceled},
+		{"WriteBatch", contractWriteBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -558,6 +559,81 @@ func contractCanceled(t *testing.T, s parley.Store) {
 	checkCall(t, got, stored(c))
 	if _, err := s.GetCall(context.Background(), "CA-late"); !errors.Is(err, parley.ErrNotFound) {
 		t.Fatalf("GetCall(CA-late) = %v, want ErrNotFound", err)
+	}
+}
+
+func contractWriteBatch(t *testing.T, s parley.Store) {
+	b, ok := s.(Batcher)
+	if !ok {
+		t.Skipf("%T does not implement store.Batcher", s)
+	}
+	ctx := context.Background()
+	turns := contractTurns("CA-batch")
+	sig := *turns[1].Signals
+	turns[1].Signals = &sig
+	ws := []Write{
+		{CreateCall: &parley.Call{ID: "CA-batch", Channel: parley.ChannelTwilio, From: "+1", StartedAt: at(0), Turns: turns[:1]}},
+		{AppendTurn: &turns[1]},
+		{AppendEvent: &parley.Event{CallID: "CA-batch", At: at(time.Second), Kind: "decision", Data: json.RawMessage(`{"stay":true}`)}},
+		{AppendTurn: &turns[2]},
+		{EndCall: &CallEnd{ID: "CA-batch", EndedAt: at(time.Minute), Outcome: parley.OutcomeResolved, Reason: "bye"}},
+	}
+	if err := b.WriteBatch(ctx, ws); err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	got, err := s.GetCall(ctx, "CA-batch")
+	if err != nil {
+		t.Fatalf("GetCall: %v", err)
+	}
+	checkCall(t, got, stored(parley.Call{ID: "CA-batch", Channel: parley.ChannelTwilio, From: "+1", StartedAt: at(0),
+		EndedAt: at(time.Minute), Outcome: parley.OutcomeResolved, Reason: "bye", Turns: turns[:3]}))
+	if evs, err := s.Events(ctx, "CA-batch"); err != nil || len(evs) != 1 {
+		t.Fatalf("Events = %+v, %v; want the batch's event", evs, err)
+	}
+
+	// A batch is all or none: one bad write and nothing of it lands.
+	failing := []struct {
+		name    string
+		bad     Write
+		wantErr error
+	}{
+		{"duplicate turn", Write{AppendTurn: &turns[0]}, ErrDuplicate},
+		{"duplicate call", Write{CreateCall: &parley.Call{ID: "CA-batch", Channel: parley.ChannelTwilio, StartedAt: at(0)}}, ErrDuplicate},
+		{"end of unknown call", Write{EndCall: &CallEnd{ID: "CA-nobody", EndedAt: at(0)}}, parley.ErrNotFound},
+		{"turn of unknown call", Write{AppendTurn: &parley.Turn{CallID: "CA-nobody", Speaker: parley.SpeakerAI}}, parley.ErrNotFound},
+		{"event of unknown call", Write{AppendEvent: &parley.Event{CallID: "CA-nobody", At: at(0), Kind: "x"}}, parley.ErrNotFound},
+		{"invalid turn", Write{AppendTurn: &parley.Turn{CallID: "CA-batch", Seq: 99}}, nil},
+		{"empty write", Write{}, nil},
+	}
+	for _, tc := range failing {
+		t.Run(tc.name, func(t *testing.T) {
+			ws := []Write{
+				{CreateCall: &parley.Call{ID: "CA-rolled-back", Channel: parley.ChannelTwilio, StartedAt: at(0)}},
+				{AppendTurn: &parley.Turn{CallID: "CA-batch", Seq: 50, Speaker: parley.SpeakerAI, Text: "rolled back"}},
+				tc.bad,
+				{AppendEvent: &parley.Event{CallID: "CA-batch", At: at(0), Kind: "after"}},
+			}
+			err := b.WriteBatch(ctx, ws)
+			if err == nil {
+				t.Fatal("WriteBatch with a bad write = nil, want an error")
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("WriteBatch error %v does not wrap %v", err, tc.wantErr)
+			}
+			if _, err := s.GetCall(ctx, "CA-rolled-back"); !errors.Is(err, parley.ErrNotFound) {
+				t.Fatalf("call from a failed batch: GetCall = %v, want ErrNotFound", err)
+			}
+			got, err := s.GetCall(ctx, "CA-batch")
+			if err != nil || len(got.Turns) != 3 {
+				t.Fatalf("after a failed batch CA-batch has %d turns (%v), want 3", len(got.Turns), err)
+			}
+			if evs, err := s.Events(ctx, "CA-batch"); err != nil || len(evs) != 1 {
+				t.Fatalf("after a failed batch Events = %d, %v; want 1", len(evs), err)
+			}
+		})
+	}
+	if err := b.WriteBatch(ctx, nil); err != nil {
+		t.Fatalf("WriteBatch(nil) = %v, want nil", err)
 	}
 }
 

@@ -45,7 +45,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ parley.Store = (*Store)(nil)
+var (
+	_ parley.Store  = (*Store)(nil)
+	_ store.Batcher = (*Store)(nil)
+)
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // connection string, with pgx's pool_* options), checks it answers, and
@@ -155,12 +158,10 @@ func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
 		return fmt.Errorf("postgres: create call %s: begin: %w", c.ID, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
-		ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason); err != nil {
-		if pgCode(err) == codeUniqueViolation {
-			return fmt.Errorf("postgres: create call %s: %w", c.ID, store.ErrDuplicate)
-		}
-		return fmt.Errorf("postgres: create call %s: %w", c.ID, err)
+	_, err = tx.Exec(ctx, insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
+		ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason)
+	if err := callError(c.ID, err); err != nil {
+		return err
 	}
 	for _, t := range c.Turns {
 		t.CallID = c.ID
@@ -176,8 +177,13 @@ func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
 
 // EndCall records the end of call id; ErrNotFound when there is no such call.
 func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3 WHERE id = $4`,
-		ts(endedAt), string(outcome), reason, id)
+	tag, err := s.pool.Exec(ctx, endCallSQL, ts(endedAt), string(outcome), reason, id)
+	return endError(id, tag, err)
+}
+
+const endCallSQL = `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3 WHERE id = $4`
+
+func endError(id string, tag pgconn.CommandTag, err error) error {
 	if err != nil {
 		return fmt.Errorf("postgres: end call %s: %w", id, err)
 	}
@@ -185,6 +191,16 @@ func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outco
 		return fmt.Errorf("postgres: end call %s: %w", id, parley.ErrNotFound)
 	}
 	return nil
+}
+
+func callError(id string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case pgCode(err) == codeUniqueViolation:
+		return fmt.Errorf("postgres: create call %s: %w", id, store.ErrDuplicate)
+	}
+	return fmt.Errorf("postgres: create call %s: %w", id, err)
 }
 
 // AppendTurn stores one turn of an existing call.
@@ -196,16 +212,30 @@ func (s *Store) AppendTurn(ctx context.Context, t parley.Turn) error {
 }
 
 func insertTurn(ctx context.Context, db execer, t parley.Turn) error {
+	args, err := turnArgs(t)
+	if err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, insertTurnSQL, args...)
+	return turnError(t, err)
+}
+
+// turnArgs are the insertTurnSQL arguments for t.
+func turnArgs(t parley.Turn) ([]any, error) {
 	sig, err := store.EncodeSignals(t.Signals)
 	if err != nil {
-		return fmt.Errorf("postgres: append turn %d to call %s: %w", t.Seq, t.CallID, err)
+		return nil, fmt.Errorf("postgres: append turn %d to call %s: %w", t.Seq, t.CallID, err)
 	}
 	var sigArg any
 	if sig != nil {
 		sigArg = sig
 	}
-	_, err = db.Exec(ctx, insertTurnSQL, t.CallID, t.Seq, string(t.Speaker), t.Text, t.Intended, t.Interrupted, t.DTMF,
-		ts(t.Start), ts(t.End), ts(t.EndOfSpeech), ts(t.FirstAudio), sigArg)
+	return []any{t.CallID, t.Seq, string(t.Speaker), t.Text, t.Intended, t.Interrupted, t.DTMF,
+		ts(t.Start), ts(t.End), ts(t.EndOfSpeech), ts(t.FirstAudio), sigArg}, nil
+}
+
+// turnError wraps the result of inserting t.
+func turnError(t parley.Turn, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -222,12 +252,21 @@ func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
 	if err := store.CheckEvent(e); err != nil {
 		return fmt.Errorf("postgres: append event: %w", err)
 	}
+	_, err := s.pool.Exec(ctx, insertEventSQL, eventArgs(e)...)
+	return eventError(e, err)
+}
+
+const insertEventSQL = `INSERT INTO events (call_id, at, kind, data) VALUES ($1, $2, $3, $4)`
+
+func eventArgs(e parley.Event) []any {
 	var data any
 	if len(e.Data) > 0 {
 		data = []byte(e.Data)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO events (call_id, at, kind, data) VALUES ($1, $2, $3, $4)`,
-		e.CallID, ts(e.At), e.Kind, data)
+	return []any{e.CallID, ts(e.At), e.Kind, data}
+}
+
+func eventError(e parley.Event, err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -235,6 +274,83 @@ func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
 		return fmt.Errorf("postgres: append %s event to call %s: %w", e.Kind, e.CallID, parley.ErrNotFound)
 	}
 	return fmt.Errorf("postgres: append %s event to call %s: %w", e.Kind, e.CallID, err)
+}
+
+// WriteBatch applies ws in order in one transaction, all or none, sending
+// every statement in one round trip; it is how store.Async commits a burst
+// of turns with one WAL flush.
+func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
+	b := &pgx.Batch{}
+	// check[i] turns the result of the i-th queued statement into an error.
+	var check []func(pgconn.CommandTag, error) error
+	for i, w := range ws {
+		switch {
+		case w.CreateCall != nil:
+			c := *w.CreateCall
+			if err := store.CheckCall(c); err != nil {
+				return fmt.Errorf("postgres: create call: %w", err)
+			}
+			b.Queue(insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
+				ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason)
+			check = append(check, func(_ pgconn.CommandTag, err error) error { return callError(c.ID, err) })
+			for _, t := range c.Turns {
+				t.CallID = c.ID
+				args, err := turnArgs(t)
+				if err != nil {
+					return err
+				}
+				b.Queue(insertTurnSQL, args...)
+				check = append(check, func(_ pgconn.CommandTag, err error) error { return turnError(t, err) })
+			}
+		case w.EndCall != nil:
+			e := *w.EndCall
+			b.Queue(endCallSQL, ts(e.EndedAt), string(e.Outcome), e.Reason, e.ID)
+			check = append(check, func(tag pgconn.CommandTag, err error) error { return endError(e.ID, tag, err) })
+		case w.AppendTurn != nil:
+			t := *w.AppendTurn
+			if err := store.CheckTurn(t); err != nil {
+				return fmt.Errorf("postgres: append turn: %w", err)
+			}
+			args, err := turnArgs(t)
+			if err != nil {
+				return err
+			}
+			b.Queue(insertTurnSQL, args...)
+			check = append(check, func(_ pgconn.CommandTag, err error) error { return turnError(t, err) })
+		case w.AppendEvent != nil:
+			e := *w.AppendEvent
+			if err := store.CheckEvent(e); err != nil {
+				return fmt.Errorf("postgres: append event: %w", err)
+			}
+			b.Queue(insertEventSQL, eventArgs(e)...)
+			check = append(check, func(_ pgconn.CommandTag, err error) error { return eventError(e, err) })
+		default:
+			return fmt.Errorf("postgres: write batch: write %d is empty", i)
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: write batch: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	br := tx.SendBatch(ctx, b)
+	for _, chk := range check {
+		tag, err := br.Exec()
+		if err := chk(tag, err); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("postgres: write batch: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: write batch: commit: %w", err)
+	}
+	return nil
 }
 
 const callColumns = `id, channel, from_number, to_number, started_at, ended_at, outcome, reason`

@@ -254,3 +254,8 @@ func TestTextSearchUsesIndex(t *testing.T) {
 		t.Fatalf("text search plan does not use turns_text_search:\n%s", strings.Join(plan, "\n"))
 	}
 }
+
+// BenchmarkTurns: go test -run '^$' -bench Turns -benchmem ./store/postgres/
+func BenchmarkTurns(b *testing.B) {
+	store.Benchmarks(b, func(b *testing.B) parley.Store { return openFresh(b) })
+}

@@ -53,7 +53,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ parley.Store = (*Store)(nil)
+var (
+	_ parley.Store  = (*Store)(nil)
+	_ store.Batcher = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the database file at path, creating its
 // directory too, and brings its schema up to date before returning.
@@ -204,14 +207,13 @@ const insertEventSQL = `INSERT INTO events (call_id, at, kind, data) VALUES (?, 
 
 // CreateCall stores c and the turns it carries in one transaction.
 func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
+	return s.inTx(ctx, "create call "+c.ID, func(tx *sql.Tx) error { return s.createCall(ctx, tx, c) })
+}
+
+func (s *Store) createCall(ctx context.Context, tx *sql.Tx, c parley.Call) error {
 	if err := store.CheckCall(c); err != nil {
 		return fmt.Errorf("sqlite: create call: %w", err)
 	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: create call %s: begin: %w", c.ID, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	if _, err := tx.ExecContext(ctx, insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
 		millis(c.StartedAt), millis(c.EndedAt), string(c.Outcome), c.Reason); err != nil {
 		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -228,15 +230,67 @@ func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
 			}
 		}
 	}
+	return nil
+}
+
+// inTx runs fn in a write transaction and commits it when fn succeeds.
+func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: begin: %w", what, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: create call %s: commit: %w", c.ID, err)
+		return fmt.Errorf("sqlite: %s: commit: %w", what, err)
 	}
 	return nil
 }
 
+// WriteBatch applies ws in order in one transaction, all or none; it is
+// how store.Async commits a burst of turns with one WAL sync.
+func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
+	return s.inTx(ctx, "write batch", func(tx *sql.Tx) error {
+		var turnStmt, eventStmt *sql.Stmt
+		for i, w := range ws {
+			var err error
+			switch {
+			case w.CreateCall != nil:
+				err = s.createCall(ctx, tx, *w.CreateCall)
+			case w.EndCall != nil:
+				err = endCall(ctx, tx, w.EndCall.ID, w.EndCall.EndedAt, w.EndCall.Outcome, w.EndCall.Reason)
+			case w.AppendTurn != nil:
+				if turnStmt == nil {
+					turnStmt = tx.StmtContext(ctx, s.insertTurn)
+				}
+				err = appendTurn(ctx, turnStmt, *w.AppendTurn)
+			case w.AppendEvent != nil:
+				if eventStmt == nil {
+					eventStmt = tx.StmtContext(ctx, s.insertEvent)
+				}
+				err = appendEvent(ctx, eventStmt, *w.AppendEvent)
+			default:
+				err = fmt.Errorf("sqlite: write batch: write %d is empty", i)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // EndCall records the end of call id; ErrNotFound when there is no such call.
 func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE calls SET ended_at = ?, outcome = ?, reason = ? WHERE id = ?`,
+	return endCall(ctx, s.write, id, endedAt, outcome, reason)
+}
+
+func endCall(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
+	res, err := db.ExecContext(ctx, `UPDATE calls SET ended_at = ?, outcome = ?, reason = ? WHERE id = ?`,
 		millis(endedAt), string(outcome), reason, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: end call %s: %w", id, err)
@@ -253,10 +307,14 @@ func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outco
 
 // AppendTurn stores one turn of an existing call.
 func (s *Store) AppendTurn(ctx context.Context, t parley.Turn) error {
+	return appendTurn(ctx, s.insertTurn, t)
+}
+
+func appendTurn(ctx context.Context, stmt *sql.Stmt, t parley.Turn) error {
 	if err := store.CheckTurn(t); err != nil {
 		return fmt.Errorf("sqlite: append turn: %w", err)
 	}
-	return execTurn(ctx, s.insertTurn, t)
+	return execTurn(ctx, stmt, t)
 }
 
 func execTurn(ctx context.Context, stmt *sql.Stmt, t parley.Turn) error {
@@ -287,6 +345,10 @@ func execTurn(ctx context.Context, stmt *sql.Stmt, t parley.Turn) error {
 
 // AppendEvent stores one event of an existing call.
 func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
+	return appendEvent(ctx, s.insertEvent, e)
+}
+
+func appendEvent(ctx context.Context, stmt *sql.Stmt, e parley.Event) error {
 	if err := store.CheckEvent(e); err != nil {
 		return fmt.Errorf("sqlite: append event: %w", err)
 	}
@@ -294,7 +356,7 @@ func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
 	if len(e.Data) > 0 {
 		data = string(e.Data)
 	}
-	_, err := s.insertEvent.ExecContext(ctx, e.CallID, millis(e.At), e.Kind, data)
+	_, err := stmt.ExecContext(ctx, e.CallID, millis(e.At), e.Kind, data)
 	switch {
 	case err == nil:
 		return nil

@@ -281,3 +281,14 @@ func TestReadersCannotWrite(t *testing.T) {
 		t.Fatalf("foreign_keys = %d, %v; want 1", fk, err)
 	}
 }
+
+// BenchmarkTurns: go test -run '^$' -bench Turns -benchmem ./store/sqlite/
+func BenchmarkTurns(b *testing.B) {
+	store.Benchmarks(b, func(b *testing.B) parley.Store {
+		s, err := Open(filepath.Join(b.TempDir(), "parley.db"))
+		if err != nil {
+			b.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
