@@ -8,7 +8,7 @@ set -euo pipefail
 
 want=${1:-run}
 run_pkgs=(gcc pkg-config libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us flite1-dev)
-test_pkgs=(flite sox)
+test_pkgs=(flite sox chromium)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
