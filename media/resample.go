@@ -24,6 +24,13 @@ const (
 	resamplerKaiserBeta    = 7.0
 	resamplerMaxPhases     = 1024 // exact polyphase up to this many phases
 	resamplerInterpPhases  = 512  // phases kept for interpolated ratios
+	// resamplerMaxCoefs bounds one filter table (4 MiB of float32), so an
+	// odd pair of rates from a hostile file cannot exhaust memory: beyond
+	// it the table keeps fewer phases and interpolates.
+	resamplerMaxCoefs = 1 << 20
+	// resamplerMaxCached bounds the tables kept for reuse; bigger ones
+	// (extreme ratios) belong to their resampler alone.
+	resamplerMaxCached = 1 << 17
 )
 
 // resampleFilter is the shared, read-only coefficient table for one ratio.
@@ -50,8 +57,12 @@ func getResampleFilter(l, m int) *resampleFilter {
 	if f, ok := resampleFilters.Load(key); ok {
 		return f.(*resampleFilter)
 	}
-	f, _ := resampleFilters.LoadOrStore(key, newResampleFilter(l, m))
-	return f.(*resampleFilter)
+	f := newResampleFilter(l, m)
+	if len(f.coef) > resamplerMaxCached {
+		return f
+	}
+	shared, _ := resampleFilters.LoadOrStore(key, f)
+	return shared.(*resampleFilter)
 }
 
 func newResampleFilter(l, m int) *resampleFilter {
@@ -61,9 +72,9 @@ func newResampleFilter(l, m int) *resampleFilter {
 	}
 	half := int(math.Ceil(resamplerZeroCrossings / scale))
 	f := &resampleFilter{l: l, m: m, half: half, taps: 2 * half, phases: l}
-	if l > resamplerMaxPhases {
+	if l > resamplerMaxPhases || l*f.taps > resamplerMaxCoefs {
 		f.interp = true
-		f.phases = resamplerInterpPhases
+		f.phases = max(16, min(resamplerInterpPhases, resamplerMaxCoefs/f.taps-1))
 	}
 	fc := 0.5 * scale * resamplerCutoff // cutoff in cycles per input sample
 	i0beta := besselI0(resamplerKaiserBeta)

@@ -220,6 +220,28 @@ func TestResampleClipsWithoutWrap(t *testing.T) {
 	}
 }
 
+func TestResampleOddRatesStayBounded(t *testing.T) {
+	// An odd input rate against 1 kHz would need 1000 phases of 12800
+	// taps if computed exactly; the table must stay within its bound and
+	// the output must still be the right tone.
+	r := NewResampler(199999, 1000)
+	if n := len(r.f.coef); n > resamplerMaxCoefs+2*r.f.taps {
+		t.Fatalf("filter table has %d coefficients", n)
+	}
+	if !r.f.interp {
+		t.Fatal("huge table not switched to interpolation")
+	}
+	x := sine(199999/5, 199999, 100, 10000)
+	y := r.Flush(r.Process(nil, x))
+	if len(y) != 200 {
+		t.Fatalf("%d samples, want 200", len(y))
+	}
+	amp, snr := toneFit(y[40:160], 1000, 100)
+	if math.Abs(amp-10000) > 200 || snr < 40 {
+		t.Fatalf("100 Hz tone through 199999->1000: amplitude %.0f SNR %.1f dB", amp, snr)
+	}
+}
+
 func TestNewResamplerPanicsOnBadRate(t *testing.T) {
 	defer func() {
 		if recover() == nil {
