@@ -43,7 +43,15 @@ type resampleFilter struct {
 	coef   []float32 // (phases+1)*taps, phase-major
 }
 
-var resampleFilters sync.Map // [2]int{l, m} -> *resampleFilter
+// resampleFilters caches tables by reduced ratio {l, m}. It holds at most
+// resamplerMaxPairs of them: the usual telephony pairs are few, and rates
+// read from outside files must not grow it without bound.
+var resampleFilters struct {
+	sync.Mutex
+	m map[[2]int]*resampleFilter
+}
+
+const resamplerMaxPairs = 64
 
 func gcd(a, b int) int {
 	for b != 0 {
@@ -54,15 +62,28 @@ func gcd(a, b int) int {
 
 func getResampleFilter(l, m int) *resampleFilter {
 	key := [2]int{l, m}
-	if f, ok := resampleFilters.Load(key); ok {
-		return f.(*resampleFilter)
+	resampleFilters.Lock()
+	f, ok := resampleFilters.m[key]
+	resampleFilters.Unlock()
+	if ok {
+		return f
 	}
-	f := newResampleFilter(l, m)
+	f = newResampleFilter(l, m)
 	if len(f.coef) > resamplerMaxCached {
 		return f
 	}
-	shared, _ := resampleFilters.LoadOrStore(key, f)
-	return shared.(*resampleFilter)
+	resampleFilters.Lock()
+	defer resampleFilters.Unlock()
+	if shared, ok := resampleFilters.m[key]; ok {
+		return shared // built concurrently by another caller
+	}
+	if resampleFilters.m == nil {
+		resampleFilters.m = make(map[[2]int]*resampleFilter)
+	}
+	if len(resampleFilters.m) < resamplerMaxPairs {
+		resampleFilters.m[key] = f
+	}
+	return f
 }
 
 func newResampleFilter(l, m int) *resampleFilter {
