@@ -1,7 +1,9 @@
 // Package store holds what parley's persistence backends share: input
 // checks, time and query normalisation, text-search terms, versioned
 // migrations, the Async writer that keeps database latency off the media
-// path, and Contract, the behaviour suite every parley.Store must pass.
+// path (committing bursts in one transaction through Batcher), and the
+// test kit every backend runs: Contract, the behaviour suite every
+// parley.Store must pass, and Benchmarks, its turns-per-second numbers.
 //
 // The backends live in store/sqlite (embedded default) and store/postgres
 // (several nodes); the parley.Store interface itself is declared in the

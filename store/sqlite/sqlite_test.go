@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -291,4 +292,55 @@ func BenchmarkTurns(b *testing.B) {
 		}
 		return s
 	})
+}
+
+// TestQueryPlansUseIndexes guards the schema: every query shape the store
+// runs must be answered from an index, not by scanning a table.
+func TestQueryPlansUseIndexes(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	tests := []struct {
+		name  string
+		query string
+		want  []string // each must appear in the plan
+	}{
+		{"newest first", `SELECT id FROM calls ORDER BY started_at DESC, id DESC LIMIT 10`, []string{"calls_started"}},
+		{"by number", `SELECT id FROM calls WHERE (from_number = 'a' OR to_number = 'a') ORDER BY started_at DESC LIMIT 10`,
+			[]string{"calls_from", "calls_to"}},
+		{"by outcome", `SELECT id FROM calls WHERE outcome = 'escalated' ORDER BY started_at DESC LIMIT 10`, []string{"calls_outcome"}},
+		{"by word", `SELECT id FROM calls WHERE id IN (SELECT turns.call_id FROM turns_fts
+			JOIN turns ON turns.id = turns_fts.rowid WHERE turns_fts MATCH '"card"')`, []string{"turns_fts VIRTUAL TABLE", "INTEGER PRIMARY KEY"}},
+		{"turns of a call", `SELECT seq FROM turns WHERE call_id = 'x' ORDER BY seq`, []string{"sqlite_autoindex_turns_1"}},
+		{"events of a call", `SELECT at FROM events WHERE call_id = 'x' ORDER BY at, id`, []string{"events_call_at"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, err := s.read.Query("EXPLAIN QUERY PLAN " + tc.query)
+			if err != nil {
+				t.Fatalf("explain: %v", err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatalf("explain: %v", err)
+				}
+				plan = append(plan, detail)
+			}
+			text := strings.Join(plan, "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("plan does not mention %q:\n%s", w, text)
+				}
+			}
+			for _, line := range plan {
+				switch line {
+				case "SCAN calls", "SCAN turns", "SCAN events":
+					t.Errorf("plan scans a table (%s):\n%s", line, text)
+				}
+			}
+		})
+	}
 }
