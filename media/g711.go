@@ -6,7 +6,7 @@ package media
 // Choice recorded here: github.com/zaf/g711 v1.4.0 was evaluated. Its
 // per-sample EncodeUlawFrame/EncodeAlawFrame take the one's complement of
 // negative inputs as G.191 does and agree with this file on all 65,536
-// inputs of both laws (checked while writing it), unlike the widely copied
+// inputs of both laws (TestG711AgreesWithZaf), unlike the widely copied
 // 16-bit "Sun" encoder (bias 0x84, magnitude -x), which differs from G.191
 // on 127 negative inputs. But zaf computes every sample with branches and a
 // leading-zero count, and its slice API converts little-endian byte

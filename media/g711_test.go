@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/zaf/g711"
 )
 
 // mulawVectors mirrors ../shared/vectors/mulaw_g711_vectors.json.
@@ -177,6 +179,28 @@ func TestAlawRoundTrip(t *testing.T) {
 		v := MulawToLinear(byte(c))
 		if MulawToLinear(LinearToMulaw(v)) != v {
 			t.Errorf("mu-law value %d does not survive a round trip", v)
+		}
+	}
+}
+
+// TestG711AgreesWithZaf cross-checks both laws against zaf/g711, an
+// independent G.191-conformant implementation, over every input.
+func TestG711AgreesWithZaf(t *testing.T) {
+	for x := -32768; x <= 32767; x++ {
+		s := int16(x)
+		if got, want := LinearToMulaw(s), g711.EncodeUlawFrame(s); got != want {
+			t.Fatalf("mu-law encode %d: 0x%02X, zaf 0x%02X", x, got, want)
+		}
+		if got, want := LinearToAlaw(s), g711.EncodeAlawFrame(s); got != want {
+			t.Fatalf("A-law encode %d: 0x%02X, zaf 0x%02X", x, got, want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		if got, want := MulawToLinear(byte(c)), g711.DecodeUlawFrame(uint8(c)); got != want {
+			t.Fatalf("mu-law decode 0x%02X: %d, zaf %d", c, got, want)
+		}
+		if got, want := AlawToLinear(byte(c)), g711.DecodeAlawFrame(uint8(c)); got != want {
+			t.Fatalf("A-law decode 0x%02X: %d, zaf %d", c, got, want)
 		}
 	}
 }
