@@ -232,10 +232,15 @@ func NewAsync(s parley.Store, opt AsyncOptions) *Async {
 	return a
 }
 
-// CreateCall queues c. Its Turns slice is copied; the turns' Signals are
-// not, so the caller must not modify them afterwards.
+// CreateCall queues c, with a copy of its turns and their signals.
 func (a *Async) CreateCall(_ context.Context, c parley.Call) error {
 	c.Turns = append([]parley.Turn(nil), c.Turns...)
+	for i, t := range c.Turns {
+		if t.Signals != nil {
+			sig := *t.Signals
+			c.Turns[i].Signals = &sig
+		}
+	}
 	return a.enqueue(asyncOp{kind: opCreateCall, call: &c})
 }
 
