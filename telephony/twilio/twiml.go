@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrTwiML is returned (wrapped) for TwiML that parley must not send or
@@ -165,7 +166,7 @@ func (r *Response) Validate() error {
 					return fmt.Errorf("%w: <Parameter> without name", ErrTwiML)
 				}
 				// Twilio limits each name+value pair to 500 characters.
-				if len(p.Name)+len(p.Value) >= 500 {
+				if utf8.RuneCountInString(p.Name)+utf8.RuneCountInString(p.Value) >= 500 {
 					return fmt.Errorf("%w: <Parameter name=%q> longer than 500 characters", ErrTwiML, p.Name)
 				}
 			}
