@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/store"
+	"github.com/parley-ai/parley/store/storetest"
 )
 
 func TestMain(m *testing.M) {
@@ -104,7 +105,7 @@ func openFresh(t testing.TB) *Store {
 }
 
 func TestContract(t *testing.T) {
-	store.Contract(t, func(t *testing.T) parley.Store { return openFresh(t) })
+	storetest.Contract(t, func(t *testing.T) parley.Store { return openFresh(t) })
 }
 
 func TestReopenKeepsEverything(t *testing.T) {
@@ -257,5 +258,5 @@ func TestTextSearchUsesIndex(t *testing.T) {
 
 // BenchmarkTurns: go test -run '^$' -bench Turns -benchmem ./store/postgres/
 func BenchmarkTurns(b *testing.B) {
-	store.Benchmarks(b, func(b *testing.B) parley.Store { return openFresh(b) })
+	storetest.Benchmarks(b, func(b *testing.B) parley.Store { return openFresh(b) })
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/store"
+	"github.com/parley-ai/parley/store/storetest"
 )
 
 func TestMain(m *testing.M) {
@@ -29,7 +30,7 @@ func openTemp(t *testing.T) *Store {
 }
 
 func TestContract(t *testing.T) {
-	store.Contract(t, func(t *testing.T) parley.Store { return openTemp(t) })
+	storetest.Contract(t, func(t *testing.T) parley.Store { return openTemp(t) })
 }
 
 // TestAsyncOverSQLite writes a call through store.Async from several
@@ -285,7 +286,7 @@ func TestReadersCannotWrite(t *testing.T) {
 
 // BenchmarkTurns: go test -run '^$' -bench Turns -benchmem ./store/sqlite/
 func BenchmarkTurns(b *testing.B) {
-	store.Benchmarks(b, func(b *testing.B) parley.Store {
+	storetest.Benchmarks(b, func(b *testing.B) parley.Store {
 		s, err := Open(filepath.Join(b.TempDir(), "parley.db"))
 		if err != nil {
 			b.Fatalf("Open: %v", err)

@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/store"
 )
 
 // Contract checks that the stores made by open behave as the package
@@ -114,11 +115,11 @@ func contractCreateRejects(t *testing.T, s parley.Store) {
 	}{
 		{"empty id", parley.Call{Channel: parley.ChannelTwilio, StartedAt: at(0)}, nil},
 		{"no start time", parley.Call{ID: "CA-2", Channel: parley.ChannelTwilio}, nil},
-		{"duplicate id", parley.Call{ID: "CA-1", Channel: parley.ChannelWebRTC, From: "+9", StartedAt: at(time.Hour)}, ErrDuplicate},
+		{"duplicate id", parley.Call{ID: "CA-1", Channel: parley.ChannelWebRTC, From: "+9", StartedAt: at(time.Hour)}, store.ErrDuplicate},
 		{"turn of another call", parley.Call{ID: "CA-3", Channel: parley.ChannelTwilio, StartedAt: at(0),
 			Turns: []parley.Turn{{CallID: "CA-1", Seq: 0, Speaker: parley.SpeakerAI}}}, nil},
 		{"duplicate seq in turns", parley.Call{ID: "CA-4", Channel: parley.ChannelTwilio, StartedAt: at(0),
-			Turns: []parley.Turn{{Seq: 0, Speaker: parley.SpeakerAI}, {Seq: 0, Speaker: parley.SpeakerCaller}}}, ErrDuplicate},
+			Turns: []parley.Turn{{Seq: 0, Speaker: parley.SpeakerAI}, {Seq: 0, Speaker: parley.SpeakerCaller}}}, store.ErrDuplicate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,7 +229,7 @@ func contractAppendTurnRejects(t *testing.T, s parley.Store) {
 		turn    parley.Turn
 		wantErr error // nil: any error
 	}{
-		{"duplicate seq", parley.Turn{CallID: c.ID, Seq: 1, Speaker: parley.SpeakerAI, Text: "second"}, ErrDuplicate},
+		{"duplicate seq", parley.Turn{CallID: c.ID, Seq: 1, Speaker: parley.SpeakerAI, Text: "second"}, store.ErrDuplicate},
 		{"unknown call", parley.Turn{CallID: "CA-nobody", Seq: 0, Speaker: parley.SpeakerAI}, parley.ErrNotFound},
 		{"no call id", parley.Turn{Seq: 0, Speaker: parley.SpeakerAI}, nil},
 		{"negative seq", parley.Turn{CallID: c.ID, Seq: -1, Speaker: parley.SpeakerAI}, nil},
@@ -441,7 +442,7 @@ func contractListPaging(t *testing.T, s parley.Store) {
 
 func contractListDefaultLimit(t *testing.T, s parley.Store) {
 	ctx := context.Background()
-	n := DefaultLimit + 5
+	n := store.DefaultLimit + 5
 	for i := range n {
 		mustCreate(t, s, parley.Call{ID: fmt.Sprintf("CA-%03d", i), Channel: parley.ChannelTwilio, StartedAt: at(time.Duration(i) * time.Second)})
 	}
@@ -449,8 +450,8 @@ func contractListDefaultLimit(t *testing.T, s parley.Store) {
 	if err != nil {
 		t.Fatalf("ListCalls: %v", err)
 	}
-	if len(got) != DefaultLimit {
-		t.Fatalf("ListCalls with no limit returned %d calls, want %d", len(got), DefaultLimit)
+	if len(got) != store.DefaultLimit {
+		t.Fatalf("ListCalls with no limit returned %d calls, want %d", len(got), store.DefaultLimit)
 	}
 	if want := fmt.Sprintf("CA-%03d", n-1); got[0].ID != want {
 		t.Fatalf("first call = %s, want newest %s", got[0].ID, want)
@@ -563,7 +564,7 @@ func contractCanceled(t *testing.T, s parley.Store) {
 }
 
 func contractWriteBatch(t *testing.T, s parley.Store) {
-	b, ok := s.(Batcher)
+	b, ok := s.(store.Batcher)
 	if !ok {
 		t.Skipf("%T does not implement store.Batcher", s)
 	}
@@ -571,12 +572,12 @@ func contractWriteBatch(t *testing.T, s parley.Store) {
 	turns := contractTurns("CA-batch")
 	sig := *turns[1].Signals
 	turns[1].Signals = &sig
-	ws := []Write{
+	ws := []store.Write{
 		{CreateCall: &parley.Call{ID: "CA-batch", Channel: parley.ChannelTwilio, From: "+1", StartedAt: at(0), Turns: turns[:1]}},
 		{AppendTurn: &turns[1]},
 		{AppendEvent: &parley.Event{CallID: "CA-batch", At: at(time.Second), Kind: "decision", Data: json.RawMessage(`{"stay":true}`)}},
 		{AppendTurn: &turns[2]},
-		{EndCall: &CallEnd{ID: "CA-batch", EndedAt: at(time.Minute), Outcome: parley.OutcomeResolved, Reason: "bye"}},
+		{EndCall: &store.CallEnd{ID: "CA-batch", EndedAt: at(time.Minute), Outcome: parley.OutcomeResolved, Reason: "bye"}},
 	}
 	if err := b.WriteBatch(ctx, ws); err != nil {
 		t.Fatalf("WriteBatch: %v", err)
@@ -594,20 +595,20 @@ func contractWriteBatch(t *testing.T, s parley.Store) {
 	// A batch is all or none: one bad write and nothing of it lands.
 	failing := []struct {
 		name    string
-		bad     Write
+		bad     store.Write
 		wantErr error
 	}{
-		{"duplicate turn", Write{AppendTurn: &turns[0]}, ErrDuplicate},
-		{"duplicate call", Write{CreateCall: &parley.Call{ID: "CA-batch", Channel: parley.ChannelTwilio, StartedAt: at(0)}}, ErrDuplicate},
-		{"end of unknown call", Write{EndCall: &CallEnd{ID: "CA-nobody", EndedAt: at(0)}}, parley.ErrNotFound},
-		{"turn of unknown call", Write{AppendTurn: &parley.Turn{CallID: "CA-nobody", Speaker: parley.SpeakerAI}}, parley.ErrNotFound},
-		{"event of unknown call", Write{AppendEvent: &parley.Event{CallID: "CA-nobody", At: at(0), Kind: "x"}}, parley.ErrNotFound},
-		{"invalid turn", Write{AppendTurn: &parley.Turn{CallID: "CA-batch", Seq: 99}}, nil},
-		{"empty write", Write{}, nil},
+		{"duplicate turn", store.Write{AppendTurn: &turns[0]}, store.ErrDuplicate},
+		{"duplicate call", store.Write{CreateCall: &parley.Call{ID: "CA-batch", Channel: parley.ChannelTwilio, StartedAt: at(0)}}, store.ErrDuplicate},
+		{"end of unknown call", store.Write{EndCall: &store.CallEnd{ID: "CA-nobody", EndedAt: at(0)}}, parley.ErrNotFound},
+		{"turn of unknown call", store.Write{AppendTurn: &parley.Turn{CallID: "CA-nobody", Speaker: parley.SpeakerAI}}, parley.ErrNotFound},
+		{"event of unknown call", store.Write{AppendEvent: &parley.Event{CallID: "CA-nobody", At: at(0), Kind: "x"}}, parley.ErrNotFound},
+		{"invalid turn", store.Write{AppendTurn: &parley.Turn{CallID: "CA-batch", Seq: 99}}, nil},
+		{"empty write", store.Write{}, nil},
 	}
 	for _, tc := range failing {
 		t.Run(tc.name, func(t *testing.T) {
-			ws := []Write{
+			ws := []store.Write{
 				{CreateCall: &parley.Call{ID: "CA-rolled-back", Channel: parley.ChannelTwilio, StartedAt: at(0)}},
 				{AppendTurn: &parley.Turn{CallID: "CA-batch", Seq: 50, Speaker: parley.SpeakerAI, Text: "rolled back"}},
 				tc.bad,
@@ -655,10 +656,10 @@ func callIDs(calls []parley.Call) []string {
 // stored returns c as a store gives it back: times at millisecond
 // precision in UTC.
 func stored(c parley.Call) parley.Call {
-	c.StartedAt, c.EndedAt = Millis(c.StartedAt), Millis(c.EndedAt)
+	c.StartedAt, c.EndedAt = store.Millis(c.StartedAt), store.Millis(c.EndedAt)
 	turns := make([]parley.Turn, len(c.Turns))
 	for i, t := range c.Turns {
-		t.Start, t.End, t.EndOfSpeech, t.FirstAudio = Millis(t.Start), Millis(t.End), Millis(t.EndOfSpeech), Millis(t.FirstAudio)
+		t.Start, t.End, t.EndOfSpeech, t.FirstAudio = store.Millis(t.Start), store.Millis(t.End), store.Millis(t.EndOfSpeech), store.Millis(t.FirstAudio)
 		turns[i] = t
 	}
 	c.Turns = turns
@@ -730,8 +731,8 @@ func checkEvents(t *testing.T, got, want []parley.Event) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.CallID != w.CallID || g.Kind != w.Kind || fmtTime(g.At) != fmtTime(Millis(w.At)) {
-			t.Errorf("event %d = {%s %s %s}, want {%s %s %s}", i, g.CallID, fmtTime(g.At), g.Kind, w.CallID, fmtTime(Millis(w.At)), w.Kind)
+		if g.CallID != w.CallID || g.Kind != w.Kind || fmtTime(g.At) != fmtTime(store.Millis(w.At)) {
+			t.Errorf("event %d = {%s %s %s}, want {%s %s %s}", i, g.CallID, fmtTime(g.At), g.Kind, w.CallID, fmtTime(store.Millis(w.At)), w.Kind)
 		}
 		if !sameJSON(g.Data, w.Data) {
 			t.Errorf("event %d data = %s, want %s", i, g.Data, w.Data)

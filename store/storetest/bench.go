@@ -1,4 +1,4 @@
-package store
+package storetest
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/store"
 )
 
 // turnsPerCall is how many turns the benchmarks write before they start
@@ -58,7 +59,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) parley.Store) {
 		reportTurns(b)
 	})
 	b.Run("Async", func(b *testing.B) {
-		a := NewAsync(open(b), AsyncOptions{Log: zerolog.Nop()})
+		a := store.NewAsync(open(b), store.AsyncOptions{Log: zerolog.Nop()})
 		defer closeBench(b, a)
 		w := newBenchWriter("async")
 		var retries int
@@ -69,7 +70,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) parley.Store) {
 		for range b.N {
 			for {
 				err := w.next(a)
-				if !errors.Is(err, ErrQueueFull) {
+				if !errors.Is(err, store.ErrQueueFull) {
 					if err != nil {
 						b.Fatal(err)
 					}
