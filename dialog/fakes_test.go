@@ -371,6 +371,7 @@ type fakeResult struct {
 	conf     float64
 	err      error
 	startErr error
+	block    bool // Start waits for its context (no decoder free)
 }
 
 func (f *fakeTranscriber) SampleRate() int { return f.rate }
@@ -381,6 +382,13 @@ func (f *fakeTranscriber) Start(ctx context.Context, mode Mode) (TranscribeStrea
 	var r fakeResult
 	if f.n < len(f.results) {
 		r = f.results[f.n]
+	}
+	if r.block {
+		f.n++
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		return nil, ctx.Err()
 	}
 	if r.startErr != nil {
 		f.n++

@@ -29,12 +29,17 @@ const (
 	partialEvery = 5
 	// hangupTimeout bounds the leg's Hangup request.
 	hangupTimeout = 5 * time.Second
+	// startTimeout bounds Transcriber.Start (waiting for a pooled decoder),
+	// which runs on the dialog loop; the audio meanwhile waits in the
+	// inbound ring (inputQueueDuration).
+	startTimeout = time.Second
 )
 
 // utterance is the caller speech segment in progress.
 type utterance struct {
 	stream    TranscribeStream
-	err       error // Start or Write failed; the stream is closed
+	cancel    context.CancelFunc // ends the stream's context
+	err       error              // Start or Write failed; the stream is closed
 	mode      Mode
 	start     time.Time
 	frames    int
@@ -274,6 +279,9 @@ func (l *loop) stop() {
 		if l.utt.stream != nil {
 			_ = l.utt.stream.Close()
 		}
+		if l.utt.cancel != nil {
+			l.utt.cancel()
+		}
 	}
 	if l.s.cur != nil {
 		l.finishAITurn(time.Now())
@@ -345,8 +353,18 @@ func (l *loop) speechStart(now time.Time) {
 		tainted:  !l.lastDigitAt.IsZero() && now.Sub(l.lastDigitAt) < dtmfEcho,
 	}
 	l.inUtt = true
-	st, err := s.eng.Transcriber.Start(l.ctx, l.expect)
+	// The stream's context lives as long as the utterance; it is cancelled
+	// early only when Start waits too long for a decoder.
+	uctx, cancel := context.WithCancel(l.ctx)
+	guard := time.AfterFunc(startTimeout, cancel)
+	st, err := s.eng.Transcriber.Start(uctx, l.expect)
+	if !guard.Stop() && err == nil {
+		_ = st.Close()
+		st, err = nil, fmt.Errorf("no decoder within %v", startTimeout)
+	}
+	l.utt.cancel = cancel
 	if err != nil {
+		cancel()
 		l.utt.err = fmt.Errorf("dialog: start transcription: %w", err)
 		s.stats.asrFailures.Add(1)
 		s.logFailure(failASRStart, err, "dialog: transcriber could not start")
@@ -418,7 +436,7 @@ func (l *loop) speechEnd(now time.Time) {
 	u := l.utt
 	l.emit(Event{Kind: EventSpeechEnd, Time: now})
 	job := &turnJob{
-		kind: jobSpeech, stream: u.stream, startErr: u.err, mode: u.mode,
+		kind: jobSpeech, stream: u.stream, cancel: u.cancel, startErr: u.err, mode: u.mode,
 		start: u.start, end: now, endOfSpeech: l.lastVoice, bargedIn: u.bargedIn,
 	}
 	if job.endOfSpeech.Before(job.start) {

@@ -499,6 +499,13 @@ func TestFailuresNeverLeaveSilence(t *testing.T) {
 			stats:    func(s Stats) bool { return s.ASRFailures == 1 },
 		},
 		{
+			name:     "no decoder free in time",
+			results:  []fakeResult{{block: true}, {text: "hello", conf: 0.9}},
+			replies:  []reply{{say: []string{"Hello, goodbye."}, result: Result{EndCall: true}}},
+			wantSaid: DefaultNotUnderstood,
+			stats:    func(s Stats) bool { return s.ASRFailures == 1 },
+		},
+		{
 			name:     "responder error",
 			results:  []fakeResult{{text: "hello", conf: 0.9}, {text: "hello again", conf: 0.9}},
 			replies:  []reply{{err: errors.New("llm timeout")}, {say: []string{"Hello, goodbye."}, result: Result{EndCall: true}}},

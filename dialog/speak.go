@@ -26,11 +26,12 @@ const (
 // turnJob is one caller turn handed to a turn goroutine.
 type turnJob struct {
 	kind     jobKind
-	stream   TranscribeStream // jobSpeech; nil when Start failed
-	startErr error            // why stream is nil
-	mode     Mode             // what the utterance was recognized as
-	digits   string           // jobDTMF
-	text     string           // jobSay
+	stream   TranscribeStream   // jobSpeech; nil when Start failed
+	cancel   context.CancelFunc // ends the stream's context (jobSpeech)
+	startErr error              // why stream is nil
+	mode     Mode               // what the utterance was recognized as
+	digits   string             // jobDTMF
+	text     string             // jobSay
 	// ignoreBackchannel drops a backchannel-only transcript (speech that
 	// overlapped the AI's reply without interrupting it).
 	ignoreBackchannel bool
@@ -41,9 +42,21 @@ type turnJob struct {
 
 // close abandons the job's recognizer stream, if any.
 func (j *turnJob) close() {
-	if j != nil && j.stream != nil {
+	if j == nil {
+		return
+	}
+	if j.stream != nil {
 		_ = j.stream.Close()
 		j.stream = nil
+	}
+	j.release()
+}
+
+// release ends the stream's context once the stream is finished or closed.
+func (j *turnJob) release() {
+	if j.cancel != nil {
+		j.cancel()
+		j.cancel = nil
 	}
 }
 
@@ -125,6 +138,7 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 	d := turnDone{job: job, ai: ai}
 	sp := speaker{s: s, ctx: ctx, ai: ai, res: out}
 	defer func() {
+		job.close()
 		d.interrupted = ctx.Err() != nil
 		s.doneCh <- d
 	}()
