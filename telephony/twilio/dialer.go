@@ -98,7 +98,7 @@ func (d *Dialer) Dial(ctx context.Context) (*SimCall, error) {
 		onAudio:    d.OnAudio,
 		queue:      make(chan *simJob, 8),
 		done:       make(chan struct{}),
-		maxRec:     int(d.MaxRecording / time.Second * MulawSampleRate),
+		maxRec:     int(d.MaxRecording * MulawSampleRate / time.Second),
 	}
 	if c.AccountSID == "" {
 		c.AccountSID = NewSID("AC")

@@ -2,6 +2,7 @@ package twilio
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"io"
 	"math"
@@ -536,5 +537,52 @@ func TestSimulatedSilenceAndRecording(t *testing.T) {
 	}
 	if call.Started().IsZero() {
 		t.Error("no start time")
+	}
+}
+
+// TestLegRedirect moves a live call to other TwiML through the REST API.
+func TestLegRedirect(t *testing.T) {
+	twimls := make(chan string, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		twimls <- r.PostForm.Get("Twiml")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"sid":"CA1","status":"in-progress"}`)
+	}))
+	defer api.Close()
+	errs := make(chan error, 3)
+	_, base := startServer(t, Config{PublicURL: testPublic, AuthToken: testToken, AccountSID: testAccount, APIBaseURL: api.URL},
+		func(ctx context.Context, leg *Leg) {
+			conf := &RawVerb{XMLName: xml.Name{Local: "Dial"}, Inner: []byte(`<Conference beep="false">call-` + leg.Info().CallID + `</Conference>`)}
+			errs <- leg.Redirect(ctx, &Response{Verbs: []Verb{&Say{Text: "Connecting you to an agent."}, conf}})
+			errs <- leg.Redirect(ctx, &Response{Verbs: []Verb{&Say{Text: strings.Repeat("long ", 1000)}}})
+			errs <- leg.Redirect(ctx, &Response{Verbs: []Verb{&Pause{Length: -1}}})
+		})
+	call, err := (&Dialer{ServerURL: base, PublicURL: testPublic, AuthToken: testToken, From: "+1", To: "+2"}).Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(t, errs, "redirect"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseTwiML([]byte(waitFor(t, twimls, "REST update")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Verbs) != 2 || r.Verbs[1].(*RawVerb).XMLName.Local != "Dial" || !strings.Contains(string(r.Verbs[1].(*RawVerb).Inner), call.CallSID) {
+		t.Errorf("redirected to %+v", r.Verbs)
+	}
+	if err := waitFor(t, errs, "long redirect"); !errors.Is(err, ErrTwiML) {
+		t.Errorf("redirect with 5000 bytes of TwiML = %v, want ErrTwiML", err)
+	}
+	if err := waitFor(t, errs, "invalid redirect"); !errors.Is(err, ErrTwiML) {
+		t.Errorf("redirect with invalid TwiML = %v, want ErrTwiML", err)
+	}
+	_ = call.Wait(context.Background())
+
+	// Without credentials there is no REST API to ask.
+	leg, _ := startedLeg(t, testStart)
+	if err := leg.Redirect(context.Background(), &Response{}); !errors.Is(err, ErrNoCredentials) {
+		t.Errorf("redirect without credentials = %v", err)
 	}
 }

@@ -59,7 +59,7 @@ type legStats struct {
 type Leg struct {
 	conn         *websocket.Conn
 	log          zerolog.Logger
-	hangup       func(ctx context.Context, callSID string) error
+	rest         *restClient // nil: no REST credentials
 	writeTimeout time.Duration
 
 	// Set once by awaitStart, read-only afterwards.
@@ -93,11 +93,11 @@ type Leg struct {
 }
 
 // newLeg wraps an upgraded socket.
-func newLeg(conn *websocket.Conn, log zerolog.Logger, hangup func(context.Context, string) error, writeTimeout time.Duration) *Leg {
+func newLeg(conn *websocket.Conn, log zerolog.Logger, rest *restClient, writeTimeout time.Duration) *Leg {
 	return &Leg{
 		conn:         conn,
 		log:          log,
-		hangup:       hangup,
+		rest:         rest,
 		writeTimeout: writeTimeout,
 		acc:          make([]int16, 0, frameSamples),
 		readBuf:      make([]byte, 0, 1024),
@@ -476,14 +476,36 @@ func (l *Leg) write(msg []byte) error {
 func (l *Leg) Hangup(ctx context.Context, reason string) error {
 	l.log.Info().Str("reason", reason).Msg("twilio: hanging up")
 	var err error
-	if l.hangup != nil && l.info.CallID != "" {
-		err = l.hangup(ctx, l.info.CallID)
+	if l.rest != nil && l.info.CallID != "" {
+		err = l.rest.completeCall(ctx, l.info.CallID)
 		if err != nil {
 			err = fmt.Errorf("twilio: hang up %s: %w", l.info.CallID, err)
 		}
 	}
 	l.Close()
 	return err
+}
+
+// ErrNoCredentials is returned by REST operations when the server has no
+// AccountSID and AuthToken.
+var ErrNoCredentials = errors.New("twilio: no REST credentials configured")
+
+// Redirect replaces the call's running TwiML with r through the REST API,
+// e.g. to move the caller into a <Dial><Conference> for a warm transfer.
+// Twilio then stops the <Connect><Stream>, so Run returns soon after.
+func (l *Leg) Redirect(ctx context.Context, r *Response) error {
+	if l.rest == nil {
+		return ErrNoCredentials
+	}
+	doc, err := r.MarshalTwiML()
+	if err != nil {
+		return err
+	}
+	if err := l.rest.redirectCall(ctx, l.info.CallID, string(doc)); err != nil {
+		return fmt.Errorf("twilio: redirect %s: %w", l.info.CallID, err)
+	}
+	l.log.Info().Msg("twilio: call redirected")
+	return nil
 }
 
 // Close closes the WebSocket without touching the call through REST; after

@@ -25,9 +25,36 @@ type restClient struct {
 	timeout    time.Duration
 }
 
+// maxTwiML is the longest Twiml parameter Twilio accepts on a call update.
+const maxTwiML = 4000
+
 // completeCall sets the call's Status to completed, which hangs it up.
-// ctx bounds the request.
+// ctx bounds the request. A call that already ended counts as success.
 func (r *restClient) completeCall(ctx context.Context, callSID string) error {
+	err := r.updateCall(ctx, callSID, (&openapi.UpdateCallParams{}).SetStatus("completed"))
+	var restErr *client.TwilioRestError
+	if errors.As(err, &restErr) && restErr.Code == errCallNotInProgress {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("twilio: update call status=completed: %w", err)
+	}
+	return nil
+}
+
+// redirectCall replaces the call's TwiML.
+func (r *restClient) redirectCall(ctx context.Context, callSID, twiml string) error {
+	if len(twiml) > maxTwiML {
+		return fmt.Errorf("%w: %d bytes, Twilio accepts %d on a call update", ErrTwiML, len(twiml), maxTwiML)
+	}
+	if err := r.updateCall(ctx, callSID, (&openapi.UpdateCallParams{}).SetTwiml(twiml)); err != nil {
+		return fmt.Errorf("twilio: update call twiml: %w", err)
+	}
+	return nil
+}
+
+// updateCall posts one call update with twilio-go.
+func (r *restClient) updateCall(ctx context.Context, callSID string, params *openapi.UpdateCallParams) error {
 	// The deadline rides on the context rather than http.Client.Timeout:
 	// twilio-go leaves error bodies open, and cancelling the context when
 	// the call returns releases them and their connection.
@@ -48,15 +75,8 @@ func (r *restClient) completeCall(ctx context.Context, callSID string) error {
 		base = &baseURLClient{Client: c, base: r.base}
 	}
 	api := openapi.NewApiServiceWithClient(base)
-	_, err := api.UpdateCall(callSID, (&openapi.UpdateCallParams{}).SetStatus("completed"))
-	var restErr *client.TwilioRestError
-	if errors.As(err, &restErr) && restErr.Code == errCallNotInProgress {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("twilio: update call status=completed: %w", err)
-	}
-	return nil
+	_, err := api.UpdateCall(callSID, params)
+	return err
 }
 
 // ctxTransport binds every request to a context, which twilio-go's API does

@@ -297,11 +297,7 @@ func (s *Server) handleUpgrade(c *fiber.Ctx) error {
 
 // serveMedia runs one call's media stream on the WebSocket goroutine.
 func (s *Server) serveMedia(conn *websocket.Conn) {
-	var hangup func(context.Context, string) error
-	if s.rest != nil {
-		hangup = s.rest.completeCall
-	}
-	leg := newLeg(conn.Conn, s.log, hangup, s.cfg.WriteTimeout)
+	leg := newLeg(conn.Conn, s.log, s.rest, s.cfg.WriteTimeout)
 	leg.conn.SetReadLimit(defaultMaxMessage)
 	s.mu.Lock()
 	if s.closed {
