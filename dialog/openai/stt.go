@@ -292,10 +292,20 @@ func (t *Transcriber) transcript(resp goopenai.AudioResponse) dialog.Transcript 
 		}
 		return dialog.Transcript{Text: text, Confidence: t.cfg.JSONConfidence}
 	}
-	var parts []string
+	var kept []string
 	var sum, weight float64
+	text := resp.Text
+	fromSegments := false
 	for _, seg := range resp.Segments {
+		st := strings.TrimSpace(seg.Text)
 		if seg.NoSpeechProb > hallucinationNoSpeech && seg.AvgLogprob < hallucinationLogprob {
+			// Cut the hallucinated words out of the full text; when they
+			// cannot be found, rebuild the text from the kept segments.
+			if i := strings.LastIndex(text, st); st != "" && i >= 0 {
+				text = text[:i] + text[i+len(st):]
+			} else {
+				fromSegments = true
+			}
 			continue
 		}
 		p := math.Exp(math.Min(seg.AvgLogprob, 0)) * (1 - clamp01(seg.NoSpeechProb))
@@ -308,9 +318,12 @@ func (t *Transcriber) transcript(resp goopenai.AudioResponse) dialog.Transcript 
 		}
 		sum += p * w
 		weight += w
-		parts = append(parts, strings.TrimSpace(seg.Text))
+		kept = append(kept, st)
 	}
-	text := normalizeTranscript(strings.Join(parts, " "))
+	if fromSegments {
+		text = strings.Join(kept, " ")
+	}
+	text = normalizeTranscript(text)
 	if text == "" || weight == 0 {
 		return dialog.Transcript{}
 	}
