@@ -31,7 +31,9 @@ func stratifiedFolds(ys []int, classes, k int, seed uint64) []int {
 // log-likelihood of held-out labels. With one component this is temperature
 // scaling (Guo et al. 2017); with several it also learns how much to trust
 // each. The loss is convex in the weights, so damped Newton steps converge
-// in a few iterations.
+// in a few iterations. A ridge penalty of |a|²/2n keeps the weights finite
+// when the held-out scores separate the classes perfectly, as they can for
+// a small training set, where unbounded weights would claim certainty.
 func fitMixture(scores [][]float64, ys []int, k int) []float64 {
 	const nc = numComponents
 	a := make([]float64, nc)
@@ -39,6 +41,7 @@ func fitMixture(scores [][]float64, ys []int, k int) []float64 {
 	if len(scores) == 0 {
 		return a
 	}
+	ridge := 1 / float64(len(scores))
 	loss := func(a []float64) float64 {
 		var sum float64
 		z := make([]float64, k)
@@ -46,7 +49,11 @@ func fitMixture(scores [][]float64, ys []int, k int) []float64 {
 			mixLogits(s, a, k, z)
 			sum += logSumExp(z) - z[ys[i]]
 		}
-		return sum / float64(len(scores))
+		var norm float64
+		for _, v := range a {
+			norm += v * v
+		}
+		return sum/float64(len(scores)) + ridge*norm/2
 	}
 	f := loss(a)
 	z := make([]float64, k)
@@ -78,13 +85,13 @@ func fitMixture(scores [][]float64, ys []int, k int) []float64 {
 		}
 		var gnorm float64
 		for m := range nc {
-			g[m] /= float64(len(scores))
+			g[m] = g[m]/float64(len(scores)) + ridge*a[m]
 			gnorm += g[m] * g[m]
 			for n := m; n < nc; n++ {
 				h[m][n] /= float64(len(scores))
 				h[n][m] = h[m][n]
 			}
-			h[m][m] += 1e-9
+			h[m][m] += ridge
 		}
 		if gnorm < 1e-14 {
 			break
@@ -167,7 +174,7 @@ func logSumExp(z []float64) float64 {
 // scores: the lowest threshold that rejects at least the share recall of the
 // out-of-scope examples (rejecting as few in-scope ones as possible). It
 // returns 0 without out-of-scope examples.
-func chooseThreshold(inScore []float64, correct, isOOS []bool, recall float64) float64 {
+func chooseThreshold(inScore []float64, isOOS []bool, recall float64) float64 {
 	var oos []float64
 	for i, s := range inScore {
 		if isOOS[i] {
@@ -187,12 +194,15 @@ func chooseThreshold(inScore []float64, correct, isOOS []bool, recall float64) f
 }
 
 // Out-of-scope signals: the calibrated probability of the best in-scope
-// intent and of the oos class, the similarity of the nearest training
+// intent, its lead over the runner-up and the probability of the oos class,
+// the SVM margin of the best intent, the similarity of the nearest training
 // utterance of the best intent, and the vocabulary coverage of the
 // utterance's words.
 const (
 	sigTop = iota
+	sigLead
 	sigOOS
+	sigMargin
 	sigNearest
 	sigCoverage
 	numSignals
@@ -203,6 +213,14 @@ func (m *Model) oosSignals(probs, comp []float64, best int, coverage float64) []
 	k := len(m.intents)
 	f := make([]float64, numSignals)
 	f[sigTop] = probs[best]
+	second := 0.0
+	for c, p := range probs {
+		if c != best && c != m.oosClass {
+			second = max(second, p)
+		}
+	}
+	f[sigLead] = probs[best] - second
+	f[sigMargin] = comp[compSVM*k+best]
 	if m.oosClass >= 0 {
 		f[sigOOS] = probs[m.oosClass]
 	}
@@ -228,9 +246,10 @@ func (g *oosGate) prob(f []float64) float64 {
 }
 
 // fitGate fits the gate on held-out signals by Newton's method on the
-// L2-penalised (λ=1e-3, bias unpenalised) log-likelihood.
+// L2-penalised log-likelihood (λ = 0.001 + 1/n, bias unpenalised, so that
+// a few examples cannot drive the weights to infinity).
 func fitGate(feats [][]float64, isOOS []bool) *oosGate {
-	const lambda = 1e-3
+	lambda := 1e-3 + 1/float64(max(len(feats), 1))
 	n := numSignals + 1
 	g := &oosGate{w: make([]float64, n)}
 	x := make([]float64, n)

@@ -126,7 +126,8 @@ func stem(w string) string {
 		return undouble(w[:len(w)-3])
 	case strings.HasSuffix(w, "ed") && len(w) > 4:
 		return undouble(w[:len(w)-2])
-	case strings.HasSuffix(w, "ly") && len(w) > 4:
+	case strings.HasSuffix(w, "ly") && len(w) > 5 && !strings.ContainsRune("ip", rune(w[len(w)-3])):
+		// "monthly" → "month", but not "apply", "family".
 		return w[:len(w)-2]
 	case strings.HasSuffix(w, "es") && len(w) > 4 && strings.ContainsRune("sxz", rune(w[len(w)-3])):
 		return w[:len(w)-2]

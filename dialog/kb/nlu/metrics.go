@@ -35,7 +35,7 @@ const eceBins = 15
 // Ratios whose denominator is zero are reported as 0.
 func Evaluate(m *Model, test []Example) Metrics {
 	preds := make([]Prediction, len(test))
-	parallelFor(len(test), runtime.GOMAXPROCS(0), func(i int) { preds[i] = m.Predict(test[i].Text) })
+	parallelFor(len(test), runtime.GOMAXPROCS(0), func(_, i int) { preds[i] = m.Predict(test[i].Text) })
 	return score(test, preds)
 }
 

@@ -1,16 +1,34 @@
 // Package nlu is a pure-Go intent classifier for caller utterances. It is
-// trained at start-up from labelled examples (a few thousand utterances train
-// in seconds), returns the most likely intents with calibrated confidences
-// (a confidence of 0.8 is right about 80% of the time) and flags requests
-// that are out of scope, so the knowledge-base responder can answer what it
-// knows and hand the rest to a human.
+// trained at start-up from labelled examples (Banking77's 10,000 utterances
+// train in well under a minute on two cores), returns the most likely
+// intents with calibrated confidences (of the predictions made with
+// confidence 0.8, about 80% are right) and flags requests that are out of
+// scope, so the knowledge-base responder can answer what it knows and hand
+// the rest to a human.
 //
-// Utterances become TF-IDF vectors of word, stem and character n-grams; a
-// one-vs-rest linear SVM scores the intents; a softmax with a temperature
-// fitted on out-of-fold predictions turns the scores into probabilities; and
-// an out-of-scope threshold on the top probability is chosen on the same
-// out-of-fold predictions when the training data has out-of-scope ("oos")
-// examples.
+// How it works:
+//   - Text is normalised (lowercase, numbers and currency symbols become
+//     placeholders, a light stemmer) and turned into word, stem, word-bigram,
+//     word-trigram, content-word (skip-)bigram and in-word character 2–5-gram
+//     features, weighted by sublinear TF-IDF and L2-normalised per group.
+//   - Two scorers work on those vectors: one-vs-rest linear SVMs trained by
+//     dual coordinate descent (in parallel across intents) and a
+//     nearest-neighbour index giving each intent the similarity of its
+//     closest training utterance.
+//   - Cross-fitting: the training data is split into folds, scorers trained
+//     on the other folds score each fold, and these out-of-fold scores fit the
+//     weights that mix the two scorers into softmax logits (a generalised
+//     temperature scaling that calibrates the confidences).
+//   - When the training data has out-of-scope examples (intent "oos"), they
+//     are learnt as a class, and a logistic-regression gate over
+//     out-of-scope signals (top confidence and its lead, oos probability, SVM
+//     margin, nearest-neighbour similarity, share of known words) is fitted on
+//     the same out-of-fold scores; its threshold is set to catch
+//     Options.OOSRecall of the held-out out-of-scope examples.
+//   - Finally the scorers are retrained on all the data.
+//
+// Training is deterministic for a given Options.Seed, whatever the number of
+// workers.
 package nlu
 
 import (
@@ -39,11 +57,16 @@ type Options struct {
 	Seed int64
 	// Workers bounds the goroutines used for training; 0 means GOMAXPROCS.
 	Workers int
-	// Epochs caps the optimiser's passes over the data; 0 means 60.
+	// Epochs caps the SVM solver's passes over the data (it usually
+	// converges in 10–20); 0 means 60.
 	Epochs int
-	// OOSThreshold rejects a prediction whose calibrated top in-scope
-	// confidence is below it; 0 uses the threshold chosen at training time
-	// (0 when the training data has no out-of-scope examples).
+	// OOSThreshold overrides the out-of-scope threshold chosen at training
+	// time: a prediction whose in-scope score is below it is out of scope.
+	// The in-scope score is the gate's probability that the utterance is in
+	// scope when the training data had out-of-scope examples, and the top
+	// intent's confidence otherwise (then the trained threshold is 0: only
+	// utterances without a single known word are out of scope). 0 keeps the
+	// trained threshold.
 	OOSThreshold float64
 	// C is the SVM's inverse regularisation strength; 0 means 1.
 	C float64
@@ -52,7 +75,8 @@ type Options struct {
 	// accuracy for out-of-scope recall. 0 means 0.8.
 	OOSRecall float64
 	// Folds is the number of cross-fitting folds whose out-of-fold scores
-	// fit the calibration and the out-of-scope threshold; 0 means 3.
+	// fit the calibration and the out-of-scope threshold; 0 means 3, and 1
+	// skips cross-fitting (uncalibrated scores, no trained threshold).
 	Folds int
 }
 
@@ -66,7 +90,9 @@ type Scored struct {
 type Prediction struct {
 	// Intent is the predicted intent, or OutOfScope.
 	Intent string
-	// Confidence is the calibrated probability that Intent is right.
+	// Confidence is the calibrated probability that Intent is right; for an
+	// out-of-scope prediction, the estimated probability that the utterance
+	// is out of scope (at the out-of-scope rate of the training data).
 	Confidence float64
 	// OutOfScope reports that the utterance is not one of the trained
 	// in-scope intents (Intent is then OutOfScope).
@@ -90,7 +116,7 @@ type Model struct {
 	override  float64   // Options.OOSThreshold
 }
 
-// defaults fills in the zero fields of opt.
+// withDefaults fills in the zero fields of opt.
 func (opt Options) withDefaults() Options {
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
@@ -155,7 +181,7 @@ func Train(examples []Example, opt Options) (*Model, error) {
 		ys[i] = classOf[ex.Intent]
 	}
 	terms := make([][]termCount, len(examples))
-	parallelFor(len(examples), opt.Workers, func(i int) { terms[i] = countTerms(extract(examples[i].Text)) })
+	parallelFor(len(examples), opt.Workers, func(_, i int) { terms[i] = countTerms(extract(examples[i].Text)) })
 
 	// Cross-fitting: out-of-fold scores for every example fit the
 	// calibration and the threshold without touching data the scorer was
@@ -177,11 +203,15 @@ func Train(examples []Example, opt Options) (*Model, error) {
 			continue
 		}
 		sc := fitScorer(pick(terms, trainIdx), pick(ys, trainIdx), k, opt)
-		parallelFor(len(testIdx), opt.Workers, func(t int) {
+		sims := make([][]float32, opt.Workers)
+		parallelFor(len(testIdx), opt.Workers, func(w, t int) {
+			if sims[w] == nil {
+				sims[w] = make([]float32, sc.knn.n)
+			}
 			i := testIdx[t]
 			var vec sparse
 			vec, coverage[i] = sc.vocab.vectorize(terms[i])
-			oof[i] = sc.componentScores(vec, make([]float32, sc.knn.n), make([]float64, numComponents*k))
+			oof[i] = sc.componentScores(vec, sims[w], make([]float64, numComponents*k))
 		})
 	}
 	var calScores [][]float64
@@ -199,19 +229,17 @@ func Train(examples []Example, opt Options) (*Model, error) {
 		feats := make([][]float64, len(calScores))
 		isOOS := make([]bool, len(calScores))
 		inScore := make([]float64, len(calScores))
-		correct := make([]bool, len(calScores))
 		for i, s := range calScores {
 			probs := softmax(mixLogits(s, m.mix, k, make([]float64, k)), 1)
 			best := m.bestInScope(probs)
 			feats[i] = m.oosSignals(probs, s, best, calCov[i])
 			isOOS[i] = calY[i] == m.oosClass
-			correct[i] = best == calY[i]
 		}
 		m.gate = fitGate(feats, isOOS)
 		for i, f := range feats {
 			inScore[i] = 1 - m.gate.prob(f)
 		}
-		m.threshold = chooseThreshold(inScore, correct, isOOS, opt.OOSRecall)
+		m.threshold = chooseThreshold(inScore, isOOS, opt.OOSRecall)
 	}
 
 	m.scorer = fitScorer(terms, ys, k, opt)
@@ -241,7 +269,7 @@ type scorer struct {
 func fitScorer(terms [][]termCount, ys []int, k int, opt Options) *scorer {
 	vocab := buildVocabulary(terms, minDF)
 	xs := make([]sparse, len(terms))
-	parallelFor(len(terms), opt.Workers, func(i int) { xs[i], _ = vocab.vectorize(terms[i]) })
+	parallelFor(len(terms), opt.Workers, func(_, i int) { xs[i], _ = vocab.vectorize(terms[i]) })
 	w, b := trainSVM(xs, ys, k, len(vocab.idf), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
 	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, len(vocab.idf))}
 }
@@ -380,8 +408,9 @@ func softmax(s []float64, t float64) []float64 {
 	return s
 }
 
-// parallelFor runs fn(0..n-1) on up to workers goroutines.
-func parallelFor(n, workers int, fn func(i int)) {
+// parallelFor runs fn(w, i) for i in 0..n-1 on up to workers goroutines;
+// w identifies the goroutine (0..workers-1) for per-worker scratch space.
+func parallelFor(n, workers int, fn func(w, i int)) {
 	workers = max(1, min(workers, n))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -389,7 +418,7 @@ func parallelFor(n, workers int, fn func(i int)) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				fn(i)
+				fn(w, i)
 			}
 		}()
 	}

@@ -33,26 +33,57 @@ func toyExamples() []Example {
 }
 
 func TestPredictToy(t *testing.T) {
-	m, err := Train(toyExamples(), Options{Folds: 2})
-	if err != nil {
-		t.Fatal(err)
+	for _, folds := range []int{1, 2, 3} { // 1: no cross-fitting
+		m, err := Train(toyExamples(), Options{Folds: folds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ text, want string }{
+			{"my card did not arrive yet", "card_arrival"},
+			{"top up my account please", "top_up"},
+			{"what's the exchange rate for dollars", "exchange_rate"},
+			{"zzqx blorf", OutOfScope}, // no known word
+			{"", OutOfScope},
+			{"?!", OutOfScope},
+		} {
+			p := m.Predict(tc.text)
+			if p.Intent != tc.want {
+				t.Errorf("folds %d: Predict(%q) = %+v, want %s", folds, tc.text, p, tc.want)
+			}
+			if p.Confidence < 0 || p.Confidence > 1 || len(p.Top) != 3 {
+				t.Errorf("folds %d: Predict(%q): confidence %v, %d top", folds, tc.text, p.Confidence, len(p.Top))
+			}
+		}
+		if got := strings.Join(m.Intents(), ","); got != "card_arrival,exchange_rate,top_up" {
+			t.Errorf("Intents() = %s", got)
+		}
 	}
-	for _, tc := range []struct{ text, want string }{
-		{"my card did not arrive yet", "card_arrival"},
-		{"top up my account please", "top_up"},
-		{"what's the exchange rate for dollars", "exchange_rate"},
-		{"zzqx blorf", OutOfScope}, // no known word
+}
+
+func TestThresholdOverride(t *testing.T) {
+	for _, tc := range []struct {
+		threshold float64
+		wantOOS   bool
+	}{
+		{0, false},     // trained without oos examples: threshold 0
+		{1e-9, false},  // below any confidence
+		{0.9999, true}, // above the toy model's confidence
+		{1.5, true},    // everything is out of scope
 	} {
-		p := m.Predict(tc.text)
-		if p.Intent != tc.want {
-			t.Errorf("Predict(%q) = %+v, want %s", tc.text, p, tc.want)
+		m, err := Train(toyExamples(), Options{Folds: 2, OOSThreshold: tc.threshold})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if p.Confidence < 0 || p.Confidence > 1 || len(p.Top) != 3 {
-			t.Errorf("Predict(%q): confidence %v, %d top", tc.text, p.Confidence, len(p.Top))
+		if tc.threshold > 0 && m.Threshold() != tc.threshold {
+			t.Errorf("Threshold() = %v, want %v", m.Threshold(), tc.threshold)
 		}
-	}
-	if got := strings.Join(m.Intents(), ","); got != "card_arrival,exchange_rate,top_up" {
-		t.Errorf("Intents() = %s", got)
+		p := m.Predict("when will my card arrive")
+		if p.OutOfScope != tc.wantOOS || (p.Intent == OutOfScope) != tc.wantOOS {
+			t.Errorf("threshold %v: %+v, want out of scope %v", tc.threshold, p, tc.wantOOS)
+		}
+		if len(p.Top) == 0 || p.Top[0].Intent != "card_arrival" {
+			t.Errorf("threshold %v: top %+v, want card_arrival first", tc.threshold, p.Top)
+		}
 	}
 }
 

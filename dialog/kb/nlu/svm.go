@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 )
 
 // trainSVM fits one L2-regularised, squared-hinge-loss linear SVM per class
@@ -68,9 +67,7 @@ func dcdBinary(xs []sparse, ys []int, cls int, qd []float64, c float64, epochs i
 	bias := 0.0
 	active := n
 	pgMaxOld := math.Inf(1)
-	lastIter := 0
 	for iter := 0; iter < epochs; iter++ {
-		lastIter = iter + 1
 		rng.Shuffle(active, func(a, b int) { index[a], index[b] = index[b], index[a] })
 		pgMax, pgMin := math.Inf(-1), math.Inf(1)
 		for s := 0; s < active; s++ {
@@ -124,8 +121,5 @@ func dcdBinary(xs []sparse, ys []int, cls int, qd []float64, c float64, epochs i
 			pgMaxOld = math.Inf(1)
 		}
 	}
-	debugEpochs.Add(int64(lastIter))
 	return bias
 }
-
-var debugEpochs atomic.Int64
