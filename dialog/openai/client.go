@@ -164,7 +164,7 @@ func parseRetryAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 || s > 1e6 {
+		if !(s > 0 && s <= 1e6) { // also rejects NaN
 			return 0
 		}
 		return time.Duration(s * float64(time.Second))

@@ -78,7 +78,7 @@ func (s *sentenceSplitter) boundary() (int, bool) {
 			continue
 		}
 		j := i + 1
-		for j < len(b) && strings.IndexByte(".?!\"')]", b[j]) >= 0 {
+		for j < len(b) && strings.IndexByte(".?!\"')]*_`", b[j]) >= 0 {
 			j++
 		}
 		if j == len(b) {
@@ -121,6 +121,10 @@ func periodIsAbbreviation(before []byte) bool {
 	}
 	if strings.Contains(w, ".") { // e.g, i.e, p.m, U.S
 		return true
+	}
+	lineStart := strings.TrimSpace(string(before[:start])) == "" || before[start-1] == '\n'
+	if lineStart && len(w) <= 2 && strings.Trim(w, "0123456789") == "" {
+		return true // a numbered list item ("2. Item")
 	}
 	if utf8.RuneCountInString(w) == 1 {
 		r, _ := utf8.DecodeRuneInString(w)
