@@ -264,6 +264,10 @@ func TestEndToEndEchoCall(t *testing.T) {
 	if sim := call.Stats(); sim.Clears != 1 || sim.MarksIn != 3 || sim.MediaIn == 0 || sim.Malformed != 0 {
 		t.Errorf("sim stats %+v", sim)
 	}
+	if err := call.Wait(context.Background()); err != nil {
+		t.Errorf("simulated call ended with %v", err)
+	}
+	h.leg.Close() // idempotent: the server closes it too once the handler returns
 	if err := h.leg.WriteFrame(tone(160)); !errors.Is(err, ErrClosed) {
 		t.Errorf("WriteFrame after the call = %v, want ErrClosed", err)
 	}
