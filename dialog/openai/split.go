@@ -168,15 +168,26 @@ var (
 // synthesizer never reads out "asterisk". It returns "" for text with no
 // letter or digit.
 func speakable(s string) string {
-	s = mdHeading.ReplaceAllString(s, "")
-	s = mdListMarker.ReplaceAllString(s, "")
-	s = mdLink.ReplaceAllString(s, "$1")
-	s = mdEmphasis.Replace(s)
-	s = strings.TrimSpace(spaces.ReplaceAllString(s, " "))
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	if strings.ContainsAny(s, "*_`#[~•+-\n\t\r") || strings.Contains(s, "  ") || (s[0] >= '0' && s[0] <= '9') {
+		s = stripMarkdown(s)
+	}
 	for _, r := range s {
 		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			return s
 		}
 	}
 	return ""
+}
+
+// stripMarkdown is speakable's slow path, for text that may hold markup.
+func stripMarkdown(s string) string {
+	s = mdHeading.ReplaceAllString(s, "")
+	s = mdListMarker.ReplaceAllString(s, "")
+	s = mdLink.ReplaceAllString(s, "$1")
+	s = mdEmphasis.Replace(s)
+	return strings.TrimSpace(spaces.ReplaceAllString(s, " "))
 }
