@@ -1,0 +1,190 @@
+// Package webrtc is parley's WebRTC media edge and its only importer of
+// pion: a Peer answers a browser's offer (or, for tests and tools, makes
+// one), carries one audio track each way as 20 ms 8 kHz PCM16 frames, and
+// carries data-channel messages (DTMF, hang-up) both ways.
+//
+// Codec decision: peers negotiate PCMU (G.711 μ-law, 8 kHz) only. Every
+// browser offers it; it needs no cgo; its 8 kHz is what the recognizer and
+// the Twilio path already use, so the call path is the same for phone and
+// browser callers. Opus would give 16-48 kHz audio but costs cgo libopus to
+// encode (gopkg.in/hraban/opus.v2 with libopus-dev), and the pure-Go
+// github.com/pion/opus decoder handles only SILK frames while Chromium sends
+// CELT and hybrid frames for speech at its default bitrate, so half of the
+// pair would still be missing. Revisit when parley carries wideband audio
+// end to end.
+//
+// Outbound RTP follows the wall clock: nothing is sent while the playout
+// has nothing to play (the browser's jitter buffer plays silence, as for
+// G.711 with silence suppression), and the next packet's timestamp advances
+// by the pause and carries the marker bit, while sequence numbers stay
+// consecutive so a pause never looks like loss.
+package webrtc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+)
+
+// Defaults for Config's zero durations.
+const (
+	DefaultGatherTimeout          = 5 * time.Second
+	DefaultConnectTimeout         = 20 * time.Second
+	DefaultICEDisconnectedTimeout = 5 * time.Second
+	DefaultDropTimeout            = 5 * time.Second
+)
+
+// Config configures peers. One Config is typically shared by every call of
+// a server; NewPeer does not modify it.
+type Config struct {
+	// ICEServers are STUN or TURN URLs (stun:host:port, turn:host:port)
+	// the server gathers reflexive and relay candidates from. A server
+	// with a public address needs none.
+	ICEServers []string
+	// ICEUsername and ICECredential authenticate to turn: servers.
+	ICEUsername, ICECredential string
+	// NAT1To1IPs are public addresses advertised as host candidates when
+	// the server sits behind a one-to-one NAT (a cloud VM's elastic IP).
+	NAT1To1IPs []string
+	// LoopbackOnly restricts ICE to 127.0.0.1 over UDP4 on the lo
+	// interface with mDNS off and only loopback remote candidates: tests
+	// and a browser on the same machine.
+	LoopbackOnly bool
+	// PortMin and PortMax bound the UDP ports used for ICE (both zero:
+	// any ephemeral port).
+	PortMin, PortMax uint16
+	// Socket, when set, carries this peer's ICE on one UDP socket instead
+	// of ports from PortMin..PortMax. The peer owns it and closes it. It is
+	// meant for a pre-opened port per call, and lets tests cut a peer's
+	// network to simulate a dropped caller.
+	Socket net.PacketConn
+	// GatherTimeout bounds candidate gathering before an answer or offer
+	// is returned (non-trickle ICE).
+	GatherTimeout time.Duration
+	// ConnectTimeout bounds the time from answer to a connected peer.
+	ConnectTimeout time.Duration
+	// ICEDisconnectedTimeout is how long ICE may hear nothing from the far
+	// end before the connection counts as disconnected.
+	ICEDisconnectedTimeout time.Duration
+	// DropTimeout is how long a disconnected peer may take to come back
+	// before it is dropped (Done, Err wraps ErrDropped).
+	DropTimeout time.Duration
+	// Log receives connection-level events (never per packet). The zero
+	// logger discards them.
+	Log zerolog.Logger
+}
+
+// withDefaults returns c with zero durations replaced by defaults.
+func (c Config) withDefaults() Config {
+	if c.GatherTimeout <= 0 {
+		c.GatherTimeout = DefaultGatherTimeout
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.ICEDisconnectedTimeout <= 0 {
+		c.ICEDisconnectedTimeout = DefaultICEDisconnectedTimeout
+	}
+	if c.DropTimeout <= 0 {
+		c.DropTimeout = DefaultDropTimeout
+	}
+	return c
+}
+
+// Validate reports configuration errors before the first call.
+func (c Config) Validate() error {
+	if (c.PortMin == 0) != (c.PortMax == 0) || c.PortMin > c.PortMax {
+		return fmt.Errorf("webrtc: port range %d-%d: give both bounds, min <= max", c.PortMin, c.PortMax)
+	}
+	for _, u := range c.ICEServers {
+		if _, err := ice.ParseURL(u); err != nil {
+			return fmt.Errorf("webrtc: ice server %q: %w", u, err)
+		}
+	}
+	for _, ip := range c.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("webrtc: nat 1:1 ip %q is not an ip address", ip)
+		}
+	}
+	return nil
+}
+
+// pcmuCodec is the one codec peers negotiate.
+var pcmuCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: SampleRate, Channels: 1}
+
+// api builds the pion API for one peer: PCMU only, RTCP reports, and the
+// network settings of c. It also returns the ICE mux to close with the
+// peer when c.Socket is set.
+func (c Config) api() (*webrtc.API, *ice.UDPMuxDefault, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: pcmuCodec, PayloadType: pcmuPayloadType}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, nil, fmt.Errorf("webrtc: register pcmu: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, nil, fmt.Errorf("webrtc: rtcp reports: %w", err)
+	}
+	s := webrtc.SettingEngine{}
+	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	keepAlive := min(2*time.Second, c.ICEDisconnectedTimeout/3)
+	s.SetICETimeouts(c.ICEDisconnectedTimeout, c.ICEDisconnectedTimeout+c.DropTimeout+5*time.Second, keepAlive)
+	if c.LoopbackOnly {
+		s.SetIncludeLoopbackCandidate(true)
+		s.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		s.SetRemoteIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	} else {
+		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if c.PortMin != 0 {
+		if err := s.SetEphemeralUDPPortRange(c.PortMin, c.PortMax); err != nil {
+			return nil, nil, fmt.Errorf("webrtc: port range: %w", err)
+		}
+	}
+	if len(c.NAT1To1IPs) > 0 {
+		s.SetNAT1To1IPs(c.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	var mux *ice.UDPMuxDefault
+	if c.Socket != nil {
+		mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c.Socket})
+		s.SetICEUDPMux(mux)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s))
+	return api, mux, nil
+}
+
+// configuration is the pion peer configuration of c.
+func (c Config) configuration() webrtc.Configuration {
+	var servers []webrtc.ICEServer
+	for _, u := range c.ICEServers {
+		srv := webrtc.ICEServer{URLs: []string{u}}
+		if strings.HasPrefix(u, "turn") {
+			srv.Username, srv.Credential = c.ICEUsername, c.ICECredential
+		}
+		servers = append(servers, srv)
+	}
+	return webrtc.Configuration{ICEServers: servers, BundlePolicy: webrtc.BundlePolicyMaxBundle}
+}
+
+// Errors a Peer reports.
+var (
+	// ErrDropped is the end of a peer whose network went away: ICE failed,
+	// stayed disconnected for DropTimeout, or never connected.
+	ErrDropped = errors.New("webrtc: peer dropped")
+	// ErrRemoteClosed is the end of a peer the far end closed (DTLS
+	// close_notify): a browser that hung up or left the page.
+	ErrRemoteClosed = errors.New("webrtc: closed by the far end")
+	// ErrClosed is returned by writes after the peer ended.
+	ErrClosed = errors.New("webrtc: peer closed")
+	// ErrChannelNotOpen is returned by SendText on a data channel that is
+	// unknown or not open.
+	ErrChannelNotOpen = errors.New("webrtc: data channel not open")
+)
