@@ -21,6 +21,8 @@ func TestSentenceSplitter(t *testing.T) {
 		{"money", []string{"Your balance is $1,234.56 today. Anything else?"}, []string{"Your balance is $1,234.56 today.", "Anything else?"}},
 		{"title", []string{"Dr. Smith will call. Mr. Jones too."}, []string{"Dr. Smith will call.", "Mr. Jones too."}},
 		{"dotted abbreviation", []string{"Open 9 a.m. to 5 p.m. on weekdays. Thanks."}, []string{"Open 9 a.m. to 5 p.m. on weekdays.", "Thanks."}},
+		{"time ends a sentence", []string{"We close at 5 p.m. Anything else?"}, []string{"We close at 5 p.m.", "Anything else?"}},
+		{"U.S. inside", []string{"Call the U.S. Office today."}, []string{"Call the U.S. Office today."}},
 		{"e.g.", []string{"Bring an ID, e.g. a passport. Then come in."}, []string{"Bring an ID, e.g. a passport.", "Then come in."}},
 		{"initial", []string{"Ask for J. Smith at the desk. Thanks."}, []string{"Ask for J. Smith at the desk.", "Thanks."}},
 		{"lower-case continues", []string{"See section 4. then sign. Done."}, []string{"See section 4. then sign.", "Done."}},

@@ -20,7 +20,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { webhookTransport.CloseIdleConnections() }))
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
+		webhookTransport.CloseIdleConnections()
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	}))
 }
 
 // TestFixtureStreams replays every chat stream of the conformance file

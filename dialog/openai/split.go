@@ -14,7 +14,7 @@ const maxSentenceBytes = 240
 // abbreviations are words whose trailing period does not end a sentence.
 var abbreviations = map[string]bool{
 	"mr": true, "mrs": true, "ms": true, "mx": true, "dr": true, "prof": true, "st": true, "sr": true, "jr": true,
-	"vs": true, "etc": true, "approx": true, "dept": true, "ext": true, "ave": true, "blvd": true, "rd": true,
+	"vs": true, "approx": true, "dept": true, "ext": true, "ave": true, "blvd": true, "rd": true,
 	"apt": true, "ste": true, "fig": true, "vol": true, "tel": true, "inc": true, "ltd": true, "co": true,
 	"corp": true, "jan": true, "feb": true, "mar": true, "apr": true, "jun": true, "jul": true, "aug": true,
 	"sep": true, "sept": true, "oct": true, "nov": true, "dec": true, "mon": true, "tue": true, "wed": true,
@@ -117,6 +117,11 @@ func periodIsAbbreviation(before []byte) bool {
 	}
 	w := string(before[start:])
 	if w == "" {
+		return false
+	}
+	switch strings.ToLower(w) {
+	case "a.m", "p.m", "etc":
+		// Often the last word of a sentence: the case of the next word decides.
 		return false
 	}
 	if strings.Contains(w, ".") { // e.g, i.e, p.m, U.S
