@@ -22,10 +22,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	goopenai "github.com/sashabaranov/go-openai"
 )
 
@@ -42,6 +44,10 @@ var (
 	// ErrStalled reports that a streamed reply stopped arriving mid-way for
 	// longer than the configured timeout.
 	ErrStalled = errors.New("openai: provider stream stalled")
+	// ErrEmptyReply reports a reply that ended without text, tool call or
+	// refusal; it is retried like a server error, since saying nothing
+	// would leave the caller in silence.
+	ErrEmptyReply = errors.New("openai: provider sent an empty reply")
 )
 
 // Defaults shared by the engines.
@@ -196,7 +202,7 @@ func classify(ctx context.Context, err error, info *attemptInfo) failure {
 	if ctx.Err() != nil {
 		return failCaller
 	}
-	if errors.Is(err, ErrDeadline) || errors.Is(err, ErrStalled) {
+	if errors.Is(err, ErrDeadline) || errors.Is(err, ErrStalled) || errors.Is(err, ErrEmptyReply) {
 		return failTransient
 	}
 	status := 0
@@ -298,4 +304,15 @@ func maskKey(k string) string {
 		return `""`
 	}
 	return fmt.Sprintf("[%d chars]", len(k))
+}
+
+// warnBaseURL logs a base URL without a path: go-openai only appends
+// /chat/completions and so on, and most providers serve them under /v1.
+func warnBaseURL(log zerolog.Logger, base, azureVersion string) {
+	if azureVersion != "" {
+		return
+	}
+	if u, err := url.Parse(base); err == nil && strings.Trim(u.Path, "/") == "" {
+		log.Warn().Str("host", u.Host).Msg("openai: base URL has no path; most providers expect it to end in /v1")
+	}
 }

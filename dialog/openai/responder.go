@@ -102,7 +102,8 @@ type LLMConfig struct {
 	// fixed text, so the call starts without waiting on the model.
 	Greeting string
 
-	// Temperature is sent when set and the model accepts it.
+	// Temperature is sent when set and the model accepts it; go-openai
+	// omits an exact 0, so use a small value such as 0.01 for greedy output.
 	Temperature *float32
 	// MaxTokens bounds one reply (sent as max_tokens, or
 	// max_completion_tokens for models that require it); 0 leaves it to
@@ -169,7 +170,7 @@ func (c LLMConfig) withDefaults() LLMConfig {
 		c.MaxToolRounds = DefaultMaxToolRounds
 	}
 	if c.ToolTimeout <= 0 {
-		c.ToolTimeout = DefaultToolTimout
+		c.ToolTimeout = DefaultToolTimeout
 	}
 	if c.MaxHistory <= 0 {
 		c.MaxHistory = DefaultMaxHistory
@@ -291,6 +292,7 @@ func NewResponder(cfg LLMConfig, deps Deps) (*Responder, error) {
 	if err != nil {
 		return nil, redact("openai: llm", err, cfg.APIKey)
 	}
+	warnBaseURL(deps.Log, cfg.BaseURL, cfg.AzureAPIVersion)
 	r := &Responder{
 		cfg:      cfg,
 		deps:     deps,
@@ -460,8 +462,19 @@ func (c *conversation) Respond(ctx context.Context, in dialog.Input, say func(st
 		if err != nil {
 			res.Intent = ts.intent
 			res.Confidence = combineConfidence(lpSum, lpN, ts, refused)
-			if !errors.Is(err, dialog.ErrInterrupted) && ctx.Err() == nil {
+			interrupted := errors.Is(err, dialog.ErrInterrupted) || ctx.Err() != nil
+			if !interrupted {
 				c.log.Warn().Err(err).Int("round", round).Msg("openai: reply failed")
+			}
+			if ts.control && !spoke && !interrupted {
+				// The transfer, goodbye or digit request is decided; only
+				// the model's sentence for it is missing. Say a fixed one.
+				line := controlLine(res)
+				c.msgs = append(c.msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleAssistant, Content: line})
+				if serr := say(line); serr != nil {
+					return res, serr
+				}
+				return res, nil
 			}
 			return res, err
 		}
@@ -487,6 +500,20 @@ func (c *conversation) Respond(ctx context.Context, in dialog.Input, say func(st
 		Float64("confidence", res.Confidence).Bool("transfer", res.Transfer).Bool("end_call", res.EndCall).
 		Msg("openai: replied")
 	return res, nil
+}
+
+// controlLine is said when the model's sentence for a decided transfer,
+// goodbye or digit request does not come.
+func controlLine(res dialog.Result) string {
+	switch {
+	case res.Transfer:
+		return "Let me connect you with a colleague."
+	case res.EndCall:
+		return "Thank you for calling. Goodbye."
+	case res.Expect == dialog.ModeDigits:
+		return "Please enter the number on your keypad."
+	}
+	return "One moment, please."
 }
 
 // combineConfidence implements the rule documented on Responder.
@@ -814,6 +841,10 @@ func (c *conversation) attempt(ctx context.Context, req goopenai.ChatCompletionR
 			finish()
 			return out, spokeAny, err
 		}
+	}
+	if len(spoken) == 0 && len(calls) == 0 {
+		finish()
+		return out, false, ErrEmptyReply
 	}
 	for i := range calls {
 		if calls[i].ID == "" {

@@ -876,3 +876,42 @@ func TestNewResponderRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestEmptyReplyRetried(t *testing.T) {
+	p := newFakeProvider(t, step{events: []string{chunk(`{"role":"assistant","content":""}`, ""), chunk(`{}`, "stop"), "data: [DONE]"}},
+		step{events: textEvents("Hello.")})
+	r, _ := newTestResponder(t, p, LLMConfig{}, Deps{})
+	rec := &sayRecorder{}
+	if _, err := r.NewConversation(dialog.CallContext{}).Respond(context.Background(), speech("hi"), rec.say); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.requests()) != 2 || rec.text() != "Hello." {
+		t.Errorf("%d requests, spoken %q", len(p.requests()), rec.text())
+	}
+}
+
+// TestControlToolFollowUpFails: the transfer is decided, the model's
+// sentence for it never comes; a fixed line is said instead of an error.
+func TestControlToolFollowUpFails(t *testing.T) {
+	f := loadFixtures(t)
+	p := newFakeProvider(t, step{events: toolEvents("call_T", ToolTransfer, `{"reason":"caller_asked","summary":"Wants a person."}`)},
+		step{status: 500, body: f.httpError(t, "500-server-error").Body})
+	r, _ := newTestResponder(t, p, LLMConfig{Retries: -1}, Deps{})
+	rec := &sayRecorder{}
+	res, err := r.NewConversation(dialog.CallContext{}).Respond(context.Background(), speech("a person please"), rec.say)
+	if err != nil || !res.Transfer || rec.text() != "Let me connect you with a colleague." {
+		t.Errorf("err %v, result %+v, spoken %q", err, res, rec.text())
+	}
+}
+
+func TestAzureRequestShape(t *testing.T) {
+	p := newFakeProvider(t, step{events: textEvents("Hi.")})
+	r, _ := newTestResponder(t, p, LLMConfig{BaseURL: p.srv.URL, Model: "parley-gpt4o", APIKey: "azure-key-123", AzureAPIVersion: "2024-10-21"}, Deps{})
+	if _, err := r.NewConversation(dialog.CallContext{}).Respond(context.Background(), speech("hi"), (&sayRecorder{}).say); err != nil {
+		t.Fatal(err)
+	}
+	req := p.requests()[0]
+	if req.path != "/openai/deployments/parley-gpt4o/chat/completions" || req.header.Get("api-key") != "azure-key-123" || req.header.Get("Authorization") != "" {
+		t.Errorf("path %s, api-key %q, authorization %q", req.path, req.header.Get("api-key"), req.header.Get("Authorization"))
+	}
+}

@@ -121,6 +121,7 @@ func NewTranscriber(cfg STTConfig) (*Transcriber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openai: stt: %w", err)
 	}
+	warnBaseURL(cfg.Log, cfg.BaseURL, cfg.AzureAPIVersion)
 	format := cfg.ResponseFormat
 	switch format {
 	case "":

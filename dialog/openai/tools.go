@@ -47,9 +47,9 @@ const (
 
 // Bounds on tool use.
 const (
-	maxToolResult     = 8 << 10 // bytes of one tool result kept for the model
-	historyCalls      = 5       // previous calls get_caller_history reports
-	DefaultToolTimout = 3 * time.Second
+	maxToolResult      = 8 << 10 // bytes of one tool result kept for the model
+	historyCalls       = 5       // previous calls get_caller_history reports
+	DefaultToolTimeout = 3 * time.Second
 )
 
 var toolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
@@ -257,7 +257,7 @@ var webhookTransport = http.DefaultTransport.(*http.Transport).Clone()
 // The URL never appears in an error, as it may hold a token.
 func WebhookTool(name, description string, params json.RawMessage, url string, timeout time.Duration) Tool {
 	if timeout <= 0 {
-		timeout = DefaultToolTimout
+		timeout = DefaultToolTimeout
 	}
 	client := &http.Client{Transport: webhookTransport, Timeout: timeout}
 	return Tool{

@@ -109,6 +109,7 @@ func NewSynthesizer(cfg TTSConfig) (*Synthesizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openai: tts: %w", err)
 	}
+	warnBaseURL(cfg.Log, cfg.BaseURL, cfg.AzureAPIVersion)
 	return &Synthesizer{cfg: cfg, client: client, breaker: NewBreaker(0, 0),
 		log: cfg.Log.With().Str("component", "openai.tts").Str("model", cfg.Model).Logger(), sleep: sleepCtx}, nil
 }
