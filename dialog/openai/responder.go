@@ -134,7 +134,8 @@ type LLMConfig struct {
 
 	// Passages is how many knowledge passages ground each turn (3).
 	Passages int
-	// MaxToolRounds bounds model calls per turn that may use tools (4).
+	// MaxToolRounds bounds the model calls of one turn (4); all but the
+	// last may call tools, the last must answer in words.
 	MaxToolRounds int
 	// ToolTimeout bounds one tool call (3 s).
 	ToolTimeout time.Duration
@@ -483,8 +484,7 @@ func (c *conversation) Respond(ctx context.Context, in dialog.Input, say func(st
 		}
 		for _, call := range out.calls {
 			c.msgs = append(c.msgs, goopenai.ChatCompletionMessage{
-				Role: goopenai.ChatMessageRoleTool, ToolCallID: call.ID, Name: call.Function.Name,
-				Content: c.runTool(tctx, call),
+				Role: goopenai.ChatMessageRoleTool, ToolCallID: call.ID, Content: c.runTool(tctx, call),
 			})
 		}
 		if ts.control && spoke {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	parley "github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/dialog"
 )
 
@@ -174,7 +175,7 @@ func callHistory(ctx context.Context, _ json.RawMessage) (string, error) {
 			fmt.Fprintf(&b, " (%s)", c.Reason)
 		}
 		for _, t := range c.Turns {
-			if t.Speaker == "caller" && strings.TrimSpace(t.Text) != "" {
+			if t.Speaker == parley.SpeakerCaller && strings.TrimSpace(t.Text) != "" {
 				fmt.Fprintf(&b, "; caller said: %q", truncate(t.Text, 160))
 				break
 			}
@@ -247,7 +248,14 @@ func callEndCall(ctx context.Context, _ json.RawMessage) (string, error) {
 
 // webhookTransport is shared by every webhook tool, so their connections
 // are pooled.
-var webhookTransport = http.DefaultTransport.(*http.Transport).Clone()
+var webhookTransport = newWebhookTransport()
+
+func newWebhookTransport() *http.Transport {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}
+}
 
 // WebhookTool declares an operator-defined tool backed by an HTTP
 // endpoint: each call POSTs the validated arguments as a JSON body to url
