@@ -91,7 +91,7 @@ func runWithServer(m *testing.M) (int, error) {
 		return code, fmt.Errorf("server: %w", err)
 	}
 	if code == 0 {
-		if err := goleak.Find(before, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1")); err != nil {
+		if err := goleak.Find(before, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"), goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2")); err != nil {
 			return 1, fmt.Errorf("goroutines leaked after the server stopped: %w", err)
 		}
 	}
