@@ -176,6 +176,7 @@ func (d *Dialer) webhook(ctx context.Context, target, signedURL string, params [
 	if err != nil {
 		return nil, fmt.Errorf("twilio sim: webhook request: %w", err)
 	}
+	req.Close = true // one request per call: leave no idle connection behind
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("User-Agent", "TwilioProxy/1.1")
 	req.Header.Set(SignatureHeader, Signature(d.AuthToken, signedURL, params))

@@ -389,6 +389,7 @@ func TestBadSignaturesForbidden(t *testing.T) {
 	for _, sig := range []string{"", "bogus", Signature(testToken, testPublic+VoicePath, [][2]string{{"CallSid", "CA2"}, {"From", "+1"}, {"To", "+2"}})} {
 		for _, path := range []string{VoicePath, StatusPath} {
 			req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+			req.Close = true
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			if sig != "" {
 				req.Header.Set(SignatureHeader, sig)
@@ -431,7 +432,9 @@ func TestBadSignaturesForbidden(t *testing.T) {
 	}
 	conn.Close()
 	// A plain GET is not an upgrade.
-	resp, err := http.Get(base + MediaPath)
+	req, _ := http.NewRequest(http.MethodGet, base+MediaPath, nil)
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

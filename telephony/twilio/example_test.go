@@ -38,8 +38,9 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	go func() { _ = app.Listener(ln) }()
-	defer func() { srv.Close(); _ = app.Shutdown() }()
+	served := make(chan struct{})
+	go func() { defer close(served); _ = app.Listener(ln) }()
+	defer func() { srv.Close(); _ = app.Shutdown(); <-served }()
 
 	d := &twilio.Dialer{
 		ServerURL: "http://" + ln.Addr().String(),

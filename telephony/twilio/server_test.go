@@ -23,6 +23,7 @@ func post(t *testing.T, target, body, contentType, sig string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Close = true
 	req.Header.Set("Content-Type", contentType)
 	if sig != "" {
 		req.Header.Set(SignatureHeader, sig)
