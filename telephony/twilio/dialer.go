@@ -54,6 +54,7 @@ type HTTPError struct {
 	StatusCode int
 }
 
+// Error says which step failed with which status.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("twilio sim: %s answered HTTP %d", e.Step, e.StatusCode)
 }
@@ -80,8 +81,9 @@ func wsTwin(u string) string {
 	return u
 }
 
-// Dial places a call. It returns once the stream's start message was sent;
-// the simulated caller then streams silence until told to say something.
+// Dial places a call. ctx bounds the webhook and the upgrade only. It
+// returns once the stream's start message was sent; the simulated caller
+// then streams silence until told to say something, until Hangup or Drop.
 func (d *Dialer) Dial(ctx context.Context) (*SimCall, error) {
 	server := strings.TrimSuffix(d.ServerURL, "/")
 	if !strings.HasPrefix(server, "http://") && !strings.HasPrefix(server, "https://") {

@@ -86,6 +86,7 @@ type ctxTransport struct {
 	next http.RoundTripper
 }
 
+// RoundTrip sends req under the transport's context.
 func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req.WithContext(t.ctx))
 }

@@ -306,3 +306,34 @@ func TestGroupPrefix(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 }
+
+// TestSignatureIgnoresForwardedHeaders checks that the signed URL comes
+// from configuration: proxy headers neither break a valid signature nor
+// make an invalid one pass.
+func TestSignatureIgnoresForwardedHeaders(t *testing.T) {
+	_, base := startServer(t, Config{PublicURL: testPublic, AuthToken: testToken}, noCalls)
+	params := [][2]string{{"CallSid", "CA1"}, {"From", "+1"}, {"To", "+2"}}
+	for _, tt := range []struct {
+		signedFor string
+		want      int
+	}{
+		{testPublic + VoicePath, 200},
+		{"https://evil.example.com" + VoicePath, 403},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+VoicePath, strings.NewReader(EncodeForm(params)))
+		req.Close = true
+		req.Header.Set("Content-Type", formType)
+		req.Header.Set("X-Forwarded-Host", "evil.example.com")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Host = "evil.example.com"
+		req.Header.Set(SignatureHeader, Signature(testToken, tt.signedFor, params))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("signed for %s: HTTP %d, want %d", tt.signedFor, resp.StatusCode, tt.want)
+		}
+	}
+}
