@@ -65,11 +65,18 @@ func (p *preRoll) push(f []int16) {
 	p.n = min(p.n+len(f), len(p.buf))
 }
 
-// each calls fn with the held audio, oldest first, in at most two slices.
-func (p *preRoll) each(fn func([]int16)) {
-	start := (p.w - p.n + len(p.buf)) % len(p.buf)
-	if start+p.n <= len(p.buf) {
-		fn(p.buf[start : start+p.n])
+// tail calls fn with the last n samples held (all of them when n is
+// negative or more than held), oldest first, in at most two slices.
+func (p *preRoll) tail(n int, fn func([]int16)) {
+	if n < 0 || n > p.n {
+		n = p.n
+	}
+	if n == 0 {
+		return
+	}
+	start := (p.w - n + len(p.buf)) % len(p.buf)
+	if start+n <= len(p.buf) {
+		fn(p.buf[start : start+n])
 		return
 	}
 	fn(p.buf[start:])

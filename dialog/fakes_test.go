@@ -357,8 +357,12 @@ type fakeTranscriber struct {
 	rate    int
 	results []fakeResult
 	partial string // when set, streams implement PartialStream
+	// partials, when set, gives each stream (in the order they start) its
+	// own partial hypothesis; "" means the stream has no Partial.
+	partials []string
 
 	mu       sync.Mutex
+	starts   int // streams started
 	n        int
 	samples  []int // per finished stream
 	open     int
@@ -396,8 +400,13 @@ func (f *fakeTranscriber) Start(ctx context.Context, mode Mode) (TranscribeStrea
 	}
 	f.open++
 	st := &fakeStream{f: f}
-	if f.partial != "" {
-		return &partialStream{st}, nil
+	p := f.partial
+	if f.starts < len(f.partials) {
+		p = f.partials[f.starts]
+	}
+	f.starts++
+	if p != "" {
+		return &partialStream{st, p}, nil
 	}
 	return st, nil
 }
@@ -447,9 +456,12 @@ func (s *fakeStream) Close() error {
 	return nil
 }
 
-type partialStream struct{ *fakeStream }
+type partialStream struct {
+	*fakeStream
+	text string
+}
 
-func (p *partialStream) Partial() (string, error) { return p.f.partial, nil }
+func (p *partialStream) Partial() (string, error) { return p.text, nil }
 
 func (f *fakeTranscriber) counts() (open, closed, finished int, samples []int) {
 	f.mu.Lock()
@@ -465,6 +477,9 @@ type reply struct {
 	// gateAfter blocks after that many sentences until gate is closed or
 	// the turn is cancelled.
 	gateAfter int
+	// holdFirst blocks before the first sentence until the turn is
+	// cancelled (a reply that never starts).
+	holdFirst bool
 }
 
 // fakeResponder hands out one fakeConv.
@@ -535,6 +550,10 @@ func (c *fakeConv) Respond(ctx context.Context, in Input, say func(string) error
 	}
 	if r.err != nil {
 		return Result{}, r.err
+	}
+	if r.holdFirst {
+		<-ctx.Done()
+		return r.result, ErrInterrupted
 	}
 	for n, s := range r.say {
 		if r.gateAfter > 0 && n == r.gateAfter {

@@ -29,6 +29,9 @@ const (
 	partialEvery = 5
 	// hangupTimeout bounds the leg's Hangup request.
 	hangupTimeout = 5 * time.Second
+	// resumeOnsetFrames is how long after the resume window an onset may
+	// still be detected (MinSpeech and the onset's gap tolerance, with room).
+	resumeOnsetFrames = int64(3 * media.DefaultMinSpeech / media.FrameDuration)
 	// startTimeout bounds Transcriber.Start (waiting for a pooled decoder),
 	// which runs on the dialog loop; the audio meanwhile waits in the
 	// inbound ring (inputQueueDuration).
@@ -47,6 +50,19 @@ type utterance struct {
 	bargedIn  bool // it interrupted the AI
 	tainted   bool // it overlaps a key press (the key's tone)
 	nextCheck int  // frame count of the next partial-hypothesis check
+	// prev is the earlier part of the same caller turn, ended early and
+	// merged back when the caller went on speaking; its transcript comes
+	// before this one's.
+	prev *turnJob
+}
+
+// earlyEnd is a caller turn that ended at the short EarlyEndSilence: if
+// the caller speaks again within window frames of its last speech frame,
+// the new words belong to the same turn.
+type earlyEnd struct {
+	job       *turnJob
+	lastFrame int64 // loop.frameNo of the turn's last speech frame
+	window    int64 // frames of EndSilence when the turn ended
 }
 
 // loop is the dialog loop's state; only the goroutine in Session.run touches it.
@@ -68,12 +84,20 @@ type loop struct {
 	utt       utterance
 	lastVoice time.Time
 
+	// Frame clock of the inbound audio, for decisions that must follow the
+	// audio rather than the wall clock (frames arrive in bursts under load).
+	frameNo        int64 // frames pushed so far
+	lastVoiceFrame int64 // frameNo of the last speech frame
+	uttEndFrame    int64 // lastVoiceFrame when the last utterance ended; the pre-roll stops there
+	early          *earlyEnd
+
 	digits      []byte
 	digitsStart time.Time
 	lastDigitAt time.Time
 
 	running    bool // a turn goroutine is out
 	turnCancel context.CancelFunc
+	curJob     *turnJob // what the running turn answers
 	pending    *turnJob // a caller turn waiting for the cancelled turn to return
 	aiNum      int
 	noInputs   int
@@ -274,6 +298,7 @@ func (l *loop) stop() {
 	}
 	l.pending.close()
 	l.pending = nil
+	l.early = nil
 	if l.inUtt {
 		l.inUtt = false
 		if l.utt.stream != nil {
@@ -312,10 +337,15 @@ func (l *loop) setState(st State) {
 // onFrame runs one 20 ms frame through pre-roll, endpointer and recognizer.
 func (l *loop) onFrame(now time.Time) {
 	f := l.frame
+	l.frameNo++
 	l.pre.push(f)
 	ev := l.ep.Push(f)
 	if l.ep.IsSpeechFrame() {
 		l.lastVoice = now
+		l.lastVoiceFrame = l.frameNo
+	}
+	if e := l.early; e != nil && l.frameNo-e.lastFrame > e.window+resumeOnsetFrames {
+		l.early = nil // too late for the onset of a continuation
 	}
 	switch ev {
 	case media.EndpointSpeechStart:
@@ -323,7 +353,7 @@ func (l *loop) onFrame(now time.Time) {
 	case media.EndpointSpeechEnd:
 		if l.inUtt {
 			l.feed(f)
-			l.speechEnd(now)
+			l.speechEnd(now, false)
 		}
 	default:
 		if !l.inUtt {
@@ -333,17 +363,58 @@ func (l *loop) onFrame(now time.Time) {
 		l.utt.frames++
 		if time.Duration(l.utt.frames)*media.FrameDuration >= l.s.cfg.MaxUtterance {
 			l.ep.Reset()
-			l.speechEnd(now)
+			l.speechEnd(now, false)
 			return
 		}
 		if l.utt.duringAI && !l.utt.bargedIn {
 			l.considerBargeIn()
 		}
+		if l.earlyEndDue() {
+			l.ep.Reset()
+			l.speechEnd(now, true)
+		}
 	}
+}
+
+// earlyEndDue reports whether the utterance in progress may end now, at
+// the short EarlyEndSilence: its partial hypothesis reads as a complete
+// turn for what the AI asked (turnLooksComplete). Digit strings need
+// twice the pause, since callers read numbers in groups. Speech over the
+// AI that did not interrupt it is left alone: it ends as a blip anyway.
+func (l *loop) earlyEndDue() bool {
+	s := l.s
+	u := &l.utt
+	early := s.cfg.EarlyEndSilence
+	if early <= 0 || u.tainted || u.stream == nil {
+		return false
+	}
+	if u.duringAI && !u.bargedIn && s.cur != nil && !s.cur.cleared {
+		return false
+	}
+	if u.mode == ModeDigits {
+		early *= 2
+	}
+	sil := l.ep.TrailingSilence()
+	if sil < early || sil >= l.ep.EndSilence() {
+		return false
+	}
+	ps, ok := u.stream.(PartialStream)
+	if !ok {
+		return false
+	}
+	text, err := ps.Partial()
+	return err == nil && turnLooksComplete(text, u.mode)
 }
 
 func (l *loop) speechStart(now time.Time) {
 	s := l.s
+	if e := l.early; e != nil {
+		l.early = nil
+		onset := l.frameNo - int64(l.ep.SpeechDuration()/media.FrameDuration)
+		if onset-e.lastFrame < e.window && l.resume(e, now) {
+			return
+		}
+	}
 	s.stats.utterances.Add(1)
 	l.noInput.Stop()
 	l.utt = utterance{
@@ -353,11 +424,71 @@ func (l *loop) speechStart(now time.Time) {
 		tainted:  !l.lastDigitAt.IsZero() && now.Sub(l.lastDigitAt) < dtmfEcho,
 	}
 	l.inUtt = true
+	l.openStream()
+	l.emit(Event{Kind: EventSpeechStart, Time: l.utt.start})
+	if l.utt.duringAI {
+		l.considerBargeIn()
+	}
+}
+
+// resume handles speech that starts within EndSilence of a turn that
+// ended early. While the reply to that turn has not reached the caller,
+// the reply is dropped and the new words join the turn: a turn still
+// waiting for an earlier reply to unwind keeps its recognizer stream; a
+// running one is cancelled, its stream finished for the words so far, and
+// a new stream takes the rest (the texts are joined). Once the reply plays
+// it reports false: the speech is a new utterance and may barge in.
+func (l *loop) resume(e *earlyEnd, now time.Time) bool {
+	s := l.s
+	job := e.job
+	switch {
+	case l.pending == job:
+		l.pending = nil
+		l.utt = utterance{
+			stream: job.stream, cancel: job.cancel, err: job.startErr, mode: job.mode,
+			start: job.start, bargedIn: job.bargedIn, prev: job.prev,
+		}
+		job.stream, job.cancel = nil, nil
+		l.inUtt = true
+		if l.utt.stream != nil {
+			l.asrRes.Reset()
+			l.feedPreRoll()
+		}
+	case l.running && l.curJob == job:
+		ai := s.cur
+		s.mu.Lock()
+		ok := ai != nil && !ai.cleared && !ai.hasAudio && !ai.filled
+		if ok {
+			ai.cleared, ai.merged = true, true
+		}
+		s.mu.Unlock()
+		if !ok {
+			return false
+		}
+		job.keepText.Store(true)
+		l.turnCancel()
+		l.fillerTimer.Stop()
+		l.utt = utterance{mode: job.mode, start: job.start, bargedIn: job.bargedIn, prev: job}
+		l.inUtt = true
+		l.openStream()
+	default:
+		return false
+	}
+	l.noInput.Stop()
+	l.setState(StateListening)
+	l.emit(Event{Kind: EventSpeechStart, Time: now.Add(-l.ep.SpeechDuration())})
+	return true
+}
+
+// openStream starts the recognizer for the utterance in l.utt and feeds it
+// the pre-roll.
+func (l *loop) openStream() {
+	s := l.s
 	// The stream's context lives as long as the utterance; it is cancelled
 	// early only when Start waits too long for a decoder.
 	uctx, cancel := context.WithCancel(l.ctx)
 	guard := time.AfterFunc(startTimeout, cancel)
-	st, err := s.eng.Transcriber.Start(uctx, l.expect)
+	st, err := s.eng.Transcriber.Start(uctx, l.utt.mode)
 	if !guard.Stop() && err == nil {
 		_ = st.Close()
 		st, err = nil, fmt.Errorf("no decoder within %v", startTimeout)
@@ -371,12 +502,20 @@ func (l *loop) speechStart(now time.Time) {
 	} else {
 		l.utt.stream = st
 		l.asrRes.Reset()
-		l.pre.each(l.feed) // the pre-roll already holds the current frame
+		l.feedPreRoll()
 	}
-	l.emit(Event{Kind: EventSpeechStart, Time: l.utt.start})
-	if l.utt.duringAI {
-		l.considerBargeIn()
+}
+
+// feedPreRoll sends the recognizer the recent audio, which already holds
+// the current frame, but not further back than the end of the previous
+// utterance's speech: after an early end of turn the pre-roll may reach
+// into words already transcribed.
+func (l *loop) feedPreRoll() {
+	n := -1
+	if l.uttEndFrame > 0 {
+		n = int(l.frameNo-l.uttEndFrame) * len(l.frame)
 	}
+	l.pre.tail(n, l.feed)
 }
 
 // feed sends leg audio to the recognizer at its rate.
@@ -420,9 +559,12 @@ func (l *loop) considerBargeIn() {
 	l.bargeIn("speech")
 }
 
-func (l *loop) speechEnd(now time.Time) {
+// speechEnd submits the utterance as a caller turn. After an early end
+// (at EarlyEndSilence) the turn stays open to a continuation (resume).
+func (l *loop) speechEnd(now time.Time, early bool) {
 	s := l.s
 	l.inUtt = false
+	l.uttEndFrame = l.lastVoiceFrame
 	if l.utt.stream != nil {
 		// feed appends into asrBuf, so flush into a separate slice of it.
 		tail := l.asrRes.Flush(l.asrBuf[len(l.asrBuf):])
@@ -437,7 +579,7 @@ func (l *loop) speechEnd(now time.Time) {
 	l.emit(Event{Kind: EventSpeechEnd, Time: now})
 	job := &turnJob{
 		kind: jobSpeech, stream: u.stream, cancel: u.cancel, startErr: u.err, mode: u.mode,
-		start: u.start, end: now, endOfSpeech: l.lastVoice, bargedIn: u.bargedIn,
+		start: u.start, end: now, endOfSpeech: l.lastVoice, bargedIn: u.bargedIn, prev: u.prev,
 	}
 	if job.endOfSpeech.Before(job.start) {
 		job.endOfSpeech = now
@@ -458,6 +600,9 @@ func (l *loop) speechEnd(now time.Time) {
 		job.ignoreBackchannel = true
 	}
 	l.submit(job)
+	if early && (l.pending == job || (l.running && l.curJob == job)) {
+		l.early = &earlyEnd{job: job, lastFrame: l.lastVoiceFrame, window: int64(l.ep.EndSilence() / media.FrameDuration)}
+	}
 }
 
 // bargeIn stops the AI: it cancels the turn goroutine (synthesis and the
@@ -535,6 +680,7 @@ func (l *loop) startTurn(job *turnJob) {
 	s.mu.Unlock()
 	l.running = true
 	l.turnCancel = cancel
+	l.curJob = job
 	l.setState(StateThinking)
 	if l.filler != nil && job.kind != jobGreeting && job.kind != jobSay {
 		l.fillerTimer.Reset(s.cfg.FillerAfter)
@@ -557,6 +703,17 @@ func (l *loop) onTurnDone(d turnDone) {
 	ai.done = true
 	job := d.job
 	now := time.Now()
+	l.curJob = nil
+
+	if ai.merged {
+		// The caller went on speaking before this reply played: the words
+		// so far open the continuation's transcript, the reply is dropped.
+		job.transcript = d.transcript
+		ai.fromConv = d.responded
+		l.finishAITurn(now)
+		l.next()
+		return
+	}
 
 	if d.ignored != "" {
 		if d.ignored == "noise" {
@@ -633,6 +790,7 @@ func (l *loop) playFiller() {
 	if err := s.playout.Write(l.filler); err != nil {
 		return
 	}
+	ai.filled = true
 	s.outPos += int64(len(l.filler))
 	s.stats.fillers.Add(1)
 }
@@ -746,6 +904,15 @@ func (l *loop) finishAITurn(now time.Time) {
 		return
 	}
 	ai.finished = true
+	if ai.merged {
+		s.mu.Lock()
+		s.cur = nil
+		s.mu.Unlock()
+		if ai.fromConv && !l.closing {
+			l.conv.Heard("") // nothing of the reply was played
+		}
+		return
+	}
 	s.mu.Lock()
 	var heard, full string
 	switch {
@@ -800,6 +967,7 @@ func (l *loop) record(t parley.Turn) {
 // onDigit collects keypad input into one turn; a key also interrupts the AI.
 func (l *loop) onDigit(d byte, now time.Time) {
 	l.lastDigitAt = now
+	l.early = nil // keys start a turn of their own
 	l.noInput.Stop()
 	if l.inUtt {
 		l.utt.tainted = true

@@ -10,7 +10,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	c := Config{}.WithDefaults()
 	want := Config{
-		EndSilence: 700 * time.Millisecond, DigitsEndSilence: 1600 * time.Millisecond, YesNoEndSilence: 500 * time.Millisecond,
+		EndSilence: 700 * time.Millisecond, EarlyEndSilence: 300 * time.Millisecond, DigitsEndSilence: 1600 * time.Millisecond, YesNoEndSilence: 500 * time.Millisecond,
 		NoInputTimeout: 7 * time.Second, MaxNoInput: 2, BargeInMinSpeech: 300 * time.Millisecond, MaxUtterance: 20 * time.Second,
 		PreRoll: 300 * time.Millisecond, InterDigitTimeout: 2 * time.Second, MaxQueue: 20 * time.Second,
 		NotUnderstood: DefaultNotUnderstood, Apology: DefaultApology, FillerAfter: 2 * time.Second, Filler: DefaultFiller,
@@ -18,8 +18,8 @@ func TestConfigDefaults(t *testing.T) {
 	if c != want {
 		t.Errorf("defaults\n got %+v\nwant %+v", c, want)
 	}
-	kept := Config{EndSilence: time.Second, MaxNoInput: 3, MaxCallDuration: time.Hour}.WithDefaults()
-	if kept.EndSilence != time.Second || kept.MaxNoInput != 3 || kept.MaxCallDuration != time.Hour {
+	kept := Config{EndSilence: time.Second, MaxNoInput: 3, MaxCallDuration: time.Hour, EarlyEndSilence: -1}.WithDefaults()
+	if kept.EndSilence != time.Second || kept.MaxNoInput != 3 || kept.MaxCallDuration != time.Hour || kept.EarlyEndSilence >= 0 {
 		t.Errorf("set fields overwritten: %+v", kept)
 	}
 	for _, tc := range []struct {
@@ -60,6 +60,81 @@ func TestIsBackchannel(t *testing.T) {
 		if got := isBackchannel(tc.text, tc.expect); got != tc.want {
 			t.Errorf("isBackchannel(%q, %v) = %v, want %v", tc.text, tc.expect, got, tc.want)
 		}
+	}
+}
+
+func TestTurnLooksComplete(t *testing.T) {
+	tests := []struct {
+		text   string
+		expect Mode
+		want   bool
+	}{
+		{"what are your opening hours", ModeOpen, true},
+		{"how do I activate my card", ModeOpen, true},
+		{"How do I activate my card?", ModeOpen, true},
+		{"how do I activate my", ModeOpen, false},
+		{"I want to", ModeOpen, false},
+		{"my card was declined and", ModeOpen, false},
+		{"what is the", ModeOpen, false},
+		{"it's because", ModeOpen, false},
+		{"can you help me with", ModeOpen, false},
+		{"I need um", ModeOpen, false},
+		{"uh", ModeOpen, false},
+		{"um uh", ModeOpen, false},
+		{"", ModeOpen, false},
+		{"   ", ModeOpen, false},
+		{"my number is four one", ModeOpen, false}, // a number being read out
+		{"my number is 41", ModeOpen, false},
+		{"thank you", ModeOpen, true},
+		{"yes", ModeYesNo, true},
+		{"yeah that's right", ModeYesNo, true},
+		{"no thanks", ModeYesNo, true},
+		{"yes but", ModeYesNo, false},
+		{"I think", ModeYesNo, false},
+		{"what did you say", ModeYesNo, false},
+		{"four one", ModeDigits, false},
+		{"four one two", ModeDigits, false},
+		{"four one two seven", ModeDigits, true},
+		{"one two three oh", ModeDigits, true}, // "oh" is a digit here
+		{"4127", ModeDigits, true},
+		{"it is four one two seven and", ModeDigits, false},
+		{"my account", ModeDigits, false},
+	}
+	for _, tc := range tests {
+		if got := turnLooksComplete(tc.text, tc.expect); got != tc.want {
+			t.Errorf("turnLooksComplete(%q, %v) = %v, want %v", tc.text, tc.expect, got, tc.want)
+		}
+	}
+}
+
+func TestJoinTranscripts(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b Transcript
+		want Transcript
+	}{
+		{"both", Transcript{Text: "my card", Confidence: 0.9}, Transcript{Text: "was declined today", Confidence: 0.5},
+			Transcript{Text: "my card was declined today", Confidence: 0.66}},
+		{"first empty", Transcript{}, Transcript{Text: "hello", Confidence: 0.7}, Transcript{Text: "hello", Confidence: 0.7}},
+		{"second empty", Transcript{Text: " hello ", Confidence: 0.7}, Transcript{Confidence: 0.2}, Transcript{Text: "hello", Confidence: 0.7}},
+		{"nothing", Transcript{}, Transcript{Confidence: 0.3}, Transcript{Confidence: 0.3}},
+		{"words", Transcript{Text: "my card", Confidence: 1, Words: []Word{{Text: "my", End: time.Second}, {Text: "card", Start: time.Second, End: 2 * time.Second}}},
+			Transcript{Text: "declined", Confidence: 1, Words: []Word{{Text: "declined", Start: 100 * time.Millisecond, End: time.Second}}},
+			Transcript{Text: "my card declined", Confidence: 1, Words: []Word{{Text: "my", End: time.Second}, {Text: "card", Start: time.Second, End: 2 * time.Second},
+				{Text: "declined", Start: 2100 * time.Millisecond, End: 3 * time.Second}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := joinTranscripts(tc.a, tc.b)
+			if got.Text != tc.want.Text || got.Confidence < tc.want.Confidence-1e-9 || got.Confidence > tc.want.Confidence+1e-9 || len(got.Words) != len(tc.want.Words) {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+			for i := range got.Words {
+				if got.Words[i] != tc.want.Words[i] {
+					t.Fatalf("word %d: got %+v, want %+v", i, got.Words[i], tc.want.Words[i])
+				}
+			}
+		})
 	}
 }
 
@@ -188,12 +263,18 @@ func TestPreRoll(t *testing.T) {
 		name   string
 		size   int
 		pushes [][]int16
+		tail   int // samples asked for; -1 for all
 		want   []int16
 	}{
-		{name: "partly filled", size: 5, pushes: [][]int16{{1, 2}}, want: []int16{1, 2}},
-		{name: "wrapped", size: 5, pushes: [][]int16{{1, 2, 3}, {4, 5, 6}}, want: []int16{2, 3, 4, 5, 6}},
-		{name: "frame longer than the ring", size: 3, pushes: [][]int16{{1}, {2, 3, 4, 5, 6}}, want: []int16{4, 5, 6}},
-		{name: "exactly full", size: 4, pushes: [][]int16{{1, 2}, {3, 4}}, want: []int16{1, 2, 3, 4}},
+		{name: "partly filled", size: 5, pushes: [][]int16{{1, 2}}, tail: -1, want: []int16{1, 2}},
+		{name: "wrapped", size: 5, pushes: [][]int16{{1, 2, 3}, {4, 5, 6}}, tail: -1, want: []int16{2, 3, 4, 5, 6}},
+		{name: "frame longer than the ring", size: 3, pushes: [][]int16{{1}, {2, 3, 4, 5, 6}}, tail: -1, want: []int16{4, 5, 6}},
+		{name: "exactly full", size: 4, pushes: [][]int16{{1, 2}, {3, 4}}, tail: -1, want: []int16{1, 2, 3, 4}},
+		{name: "tail within", size: 5, pushes: [][]int16{{1, 2, 3}, {4}}, tail: 2, want: []int16{3, 4}},
+		{name: "tail across the wrap", size: 5, pushes: [][]int16{{1, 2, 3}, {4, 5, 6, 7}}, tail: 4, want: []int16{4, 5, 6, 7}},
+		{name: "tail after the wrap", size: 5, pushes: [][]int16{{1, 2, 3}, {4, 5, 6, 7}}, tail: 2, want: []int16{6, 7}},
+		{name: "tail longer than held", size: 5, pushes: [][]int16{{1, 2}}, tail: 9, want: []int16{1, 2}},
+		{name: "tail of nothing", size: 5, pushes: [][]int16{{1, 2}}, tail: 0, want: nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,7 +283,7 @@ func TestPreRoll(t *testing.T) {
 				p.push(f)
 			}
 			var got []int16
-			p.each(func(s []int16) { got = append(got, s...) })
+			p.tail(tc.tail, func(s []int16) { got = append(got, s...) })
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
@@ -213,7 +294,7 @@ func TestPreRoll(t *testing.T) {
 			}
 			p.reset()
 			got = got[:0]
-			p.each(func(s []int16) { got = append(got, s...) })
+			p.tail(-1, func(s []int16) { got = append(got, s...) })
 			if len(got) != 0 {
 				t.Errorf("after reset: %v", got)
 			}

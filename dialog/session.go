@@ -18,6 +18,16 @@ import (
 type Config struct {
 	// EndSilence is the pause that ends a caller turn in open speech (700 ms).
 	EndSilence time.Duration
+	// EarlyEndSilence is the short pause that ends a caller turn when the
+	// recognizer's partial hypothesis already reads as complete: words that
+	// do not end in "and", "my", "the" or a filler in open speech, a yes or
+	// no to a yes/no question, at least four digits (and twice this pause)
+	// for a digit string. Other turns wait for EndSilence. It needs a
+	// TranscribeStream with Partial (PartialStream). If the caller goes on
+	// speaking before EndSilence has passed and the reply has not started
+	// playing, the reply is dropped and the words join the same turn
+	// (300 ms; negative disables early ends).
+	EarlyEndSilence time.Duration
 	// DigitsEndSilence is the longer pause allowed while the AI expects a
 	// digit string, so callers reading a number are not cut off (1.6 s).
 	DigitsEndSilence time.Duration
@@ -62,6 +72,7 @@ type Config struct {
 // Defaults used by Config.WithDefaults.
 const (
 	DefaultEndSilence        = 700 * time.Millisecond
+	DefaultEarlyEndSilence   = 300 * time.Millisecond
 	DefaultDigitsEndSilence  = 1600 * time.Millisecond
 	DefaultYesNoEndSilence   = 500 * time.Millisecond
 	DefaultNoInputTimeout    = 7 * time.Second
@@ -78,7 +89,8 @@ const (
 )
 
 // WithDefaults returns c with every zero (or negative) field set to its
-// default; a negative FillerAfter stays negative (no filler).
+// default; a negative FillerAfter or EarlyEndSilence stays negative
+// (no filler, no early end of turn).
 func (c Config) WithDefaults() Config {
 	dur := func(p *time.Duration, d time.Duration) {
 		if *p <= 0 {
@@ -96,6 +108,9 @@ func (c Config) WithDefaults() Config {
 	dur(&c.MaxQueue, DefaultMaxQueue)
 	if c.FillerAfter == 0 {
 		c.FillerAfter = DefaultFillerAfter
+	}
+	if c.EarlyEndSilence == 0 {
+		c.EarlyEndSilence = DefaultEarlyEndSilence
 	}
 	if c.Filler == "" {
 		c.Filler = DefaultFiller

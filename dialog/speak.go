@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	parley "github.com/parley-ai/parley"
@@ -36,6 +37,17 @@ type turnJob struct {
 	// overlapped the AI's reply without interrupting it).
 	ignoreBackchannel bool
 	bargedIn          bool // the utterance interrupted the AI
+	// prev is the earlier part of the same caller turn (ended early, then
+	// continued); its transcript is set by the dialog loop before this
+	// job's turn starts.
+	prev *turnJob
+	// keepText asks a cancelled turn to finish its recognizer stream
+	// anyway: the turn was merged into its continuation, which needs the
+	// words (set by the dialog loop before it cancels the turn).
+	keepText atomic.Bool
+	// transcript is what the turn recognized, kept for a continuation
+	// (dialog loop only, set when the merged turn returned).
+	transcript Transcript
 
 	start, end, endOfSpeech time.Time
 }
@@ -94,6 +106,8 @@ type aiTurn struct {
 	clearPos  int64 // Playout.Position at the clear
 	ttsFailed bool  // a sentence could not be synthesized
 	hasAudio  bool  // some of the reply went to the playout
+	filled    bool  // the filler was played while the reply was slow
+	merged    bool  // the caller continued the turn before the reply played: drop the reply
 
 	// Dialog-loop-only fields.
 	done     bool // the turn goroutine returned
@@ -160,12 +174,19 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 			_ = sp.say(s.cfg.NotUnderstood)
 			return
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !job.keepText.Load() {
 			job.close()
 			return
 		}
 		tr, err := job.stream.Finish()
 		job.stream = nil
+		if err == nil && job.prev != nil {
+			tr = joinTranscripts(job.prev.transcript, tr)
+		}
+		if job.keepText.Load() {
+			d.transcript = tr // merged into the continuation: no reply
+			return
+		}
 		if err != nil {
 			d.asrErr = fmt.Errorf("dialog: transcribe: %w", err)
 			s.stats.asrFailures.Add(1)
@@ -191,6 +212,31 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 	case jobSay:
 		_ = sp.say(job.text)
 	}
+}
+
+// joinTranscripts makes one transcript of the two parts of a caller turn
+// that ended early and was continued: the texts joined, the confidence
+// weighted by each part's words, the word timings of the second part
+// moved behind the first's.
+func joinTranscripts(a, b Transcript) Transcript {
+	na, nb := len(strings.Fields(a.Text)), len(strings.Fields(b.Text))
+	out := Transcript{Text: joinTexts(a.Text, b.Text), Confidence: b.Confidence}
+	if na+nb > 0 {
+		out.Confidence = (a.Confidence*float64(na) + b.Confidence*float64(nb)) / float64(na+nb)
+	}
+	if len(a.Words)+len(b.Words) > 0 {
+		var off time.Duration
+		if len(a.Words) > 0 {
+			off = a.Words[len(a.Words)-1].End
+		}
+		out.Words = append(make([]Word, 0, len(a.Words)+len(b.Words)), a.Words...)
+		for _, w := range b.Words {
+			w.Start += off
+			w.End += off
+			out.Words = append(out.Words, w)
+		}
+	}
+	return out
 }
 
 // respond lets the conversation answer in, speaking as it goes, and says

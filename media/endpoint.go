@@ -215,6 +215,24 @@ func (e *Endpointer) SetEndSilence(d time.Duration) {
 	e.endSilence = durSamples(d, e.cfg.Rate)
 }
 
+// EndSilence is the silence that ends a turn now: the configured value or
+// the last SetEndSilence.
+func (e *Endpointer) EndSilence() time.Duration {
+	return time.Duration(e.endSilence) * time.Second / time.Duration(e.cfg.Rate)
+}
+
+// TrailingSilence is how long the caller has been silent in the current
+// turn: the non-speech since the last speech frame, which SpeechEnd waits
+// to reach EndSilence. It is 0 when not in speech or while speaking. A
+// caller of the endpointer may end the turn earlier (and Reset) when it
+// knows more, e.g. that the words so far form a complete answer.
+func (e *Endpointer) TrailingSilence() time.Duration {
+	if !e.inSpeech {
+		return 0
+	}
+	return time.Duration(e.silence) * time.Second / time.Duration(e.cfg.Rate)
+}
+
 // Reset starts a new turn: speech state is cleared, the noise floor and
 // filter state are kept, because the line has not changed.
 func (e *Endpointer) Reset() {

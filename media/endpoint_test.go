@@ -465,3 +465,89 @@ func TestEndpointerIgnoresTones(t *testing.T) {
 		t.Fatalf("%d speech frames taken for tones", tones)
 	}
 }
+
+// TestEndpointerTrailingSilence checks the pause the endpointer reports
+// while a turn's end is pending: it grows frame by frame after the last
+// speech, never passes EndSilence, is 0 outside speech, and a caller that
+// ends the turn early with Reset gets a fresh onset for the next words.
+func TestEndpointerTrailingSilence(t *testing.T) {
+	thanks := loadSpeech(t, "speech_thanks_8k.wav")
+	for _, tc := range []struct {
+		name string
+		end  time.Duration // SetEndSilence; 0 keeps the default
+	}{
+		{"default", 0},
+		{"digits", 1600 * time.Millisecond},
+		{"short", 300 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := NewEndpointer(EndpointConfig{Rate: 8000})
+			e.SetEndSilence(tc.end)
+			want := tc.end
+			if want == 0 {
+				want = DefaultEndSilence
+			}
+			if e.EndSilence() != want {
+				t.Fatalf("EndSilence %v, want %v", e.EndSilence(), want)
+			}
+			if e.TrailingSilence() != 0 {
+				t.Fatal("trailing silence before any speech")
+			}
+			sig := concat(silence(4000), thanks, silence(8000*3))
+			var prev, peak time.Duration
+			ended := false
+			for i := 0; i+160 <= len(sig); i += 160 {
+				ev := e.Push(sig[i : i+160])
+				ts := e.TrailingSilence()
+				switch {
+				case ev == EndpointSpeechEnd:
+					ended = true
+					if ts != 0 {
+						t.Fatalf("trailing silence %v after SpeechEnd", ts)
+					}
+					if peak < want-FrameDuration {
+						t.Fatalf("turn ended after %v of trailing silence, want %v", peak, want)
+					}
+				case !e.InSpeech() && ts != 0:
+					t.Fatalf("trailing silence %v outside speech", ts)
+				case ts >= want:
+					t.Fatalf("trailing silence %v reached EndSilence %v without SpeechEnd", ts, want)
+				case ts > prev && ts-prev != FrameDuration:
+					t.Fatalf("trailing silence jumped %v -> %v", prev, ts)
+				}
+				prev, peak = ts, max(peak, ts)
+			}
+			if !ended {
+				t.Fatal("no SpeechEnd")
+			}
+		})
+	}
+
+	// Ending the turn early: Reset at 400 ms of silence (the recording has
+	// a 340 ms pause inside it), then the same words again must start a
+	// new turn.
+	e := NewEndpointer(EndpointConfig{Rate: 8000})
+	sig := concat(silence(4000), thanks, silence(2400), thanks, silence(8000*2))
+	var evs []EndpointEvent
+	early := false
+	for i := 0; i+160 <= len(sig); i += 160 {
+		ev := e.Push(sig[i : i+160])
+		if ev != EndpointNone {
+			evs = append(evs, ev)
+		}
+		if !early && e.TrailingSilence() >= 400*time.Millisecond {
+			early = true
+			e.Reset()
+			evs = append(evs, EndpointSpeechEnd)
+		}
+	}
+	want := []EndpointEvent{EndpointSpeechStart, EndpointSpeechEnd, EndpointSpeechStart, EndpointSpeechEnd}
+	if len(evs) != len(want) {
+		t.Fatalf("events %v, want %v", evs, want)
+	}
+	for i := range want {
+		if evs[i] != want[i] {
+			t.Fatalf("events %v, want %v", evs, want)
+		}
+	}
+}
