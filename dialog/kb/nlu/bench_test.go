@@ -35,7 +35,8 @@ func BenchmarkTrainBanking77(b *testing.B) {
 // BenchmarkPredict classifies one utterance with a CLINC150 model (151
 // classes, the larger of the two).
 func BenchmarkPredict(b *testing.B) {
-	m, err := Train(subset(loadDataset(b, "clinc150/train.jsonl"), 150), Options{Folds: 2})
+	// One fold: calibration does not change the cost of a prediction.
+	m, err := Train(loadDataset(b, "clinc150/train.jsonl"), Options{Folds: 1})
 	if err != nil {
 		b.Fatal(err)
 	}

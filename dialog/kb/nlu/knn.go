@@ -1,10 +1,13 @@
 package nlu
 
-// knnIndex finds the training utterances most similar to a query (cosine of
-// the unit TF-IDF vectors) through an inverted index. Its class score is the
-// similarity of the nearest training utterance of each class: paraphrases of
-// a training example are recognised even when the linear model's weights
-// for their rarer words are small.
+// knnIndex finds the training utterances most similar to a query (dot
+// product of the word-feature parts of the TF-IDF vectors) through an
+// inverted index. Its class score is the similarity of the nearest training
+// utterance of each class: paraphrases of a training example are recognised
+// even when the linear model's weights for their rarer words are small.
+// Character n-grams are left out: their postings are long (a few bigrams
+// occur in most utterances), so they would dominate the cost of a query
+// while adding little to finding a paraphrase.
 type knnIndex struct {
 	n     int
 	start []int32   // postings of feature j: doc[start[j]:start[j+1]]
@@ -13,15 +16,18 @@ type knnIndex struct {
 	ys    []int32   // class of each training utterance
 }
 
-// newKNNIndex indexes the unit vectors xs of dim features labelled ys.
-func newKNNIndex(xs []sparse, ys []int, dim int) *knnIndex {
+// newKNNIndex indexes the word features (group[j] == groupWord) of the
+// vectors xs over dim features labelled ys.
+func newKNNIndex(xs []sparse, ys []int, dim int, group []uint8) *knnIndex {
 	ix := &knnIndex{n: len(xs), start: make([]int32, dim+1), ys: make([]int32, len(ys))}
 	for i, y := range ys {
 		ix.ys[i] = int32(y)
 	}
 	for _, x := range xs {
 		for _, j := range x.idx {
-			ix.start[j+1]++
+			if group[j] == groupWord {
+				ix.start[j+1]++
+			}
 		}
 	}
 	for j := range dim {
@@ -33,6 +39,9 @@ func newKNNIndex(xs []sparse, ys []int, dim int) *knnIndex {
 	copy(fill, ix.start[:dim])
 	for i, x := range xs {
 		for t, j := range x.idx {
+			if group[j] != groupWord {
+				continue
+			}
 			p := fill[j]
 			ix.doc[p], ix.val[p] = int32(i), x.val[t]
 			fill[j]++

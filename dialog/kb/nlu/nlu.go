@@ -271,7 +271,7 @@ func fitScorer(terms [][]termCount, ys []int, k int, opt Options) *scorer {
 	xs := make([]sparse, len(terms))
 	parallelFor(len(terms), opt.Workers, func(_, i int) { xs[i], _ = vocab.vectorize(terms[i]) })
 	w, b := trainSVM(xs, ys, k, len(vocab.idf), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
-	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, len(vocab.idf))}
+	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, len(vocab.idf), vocab.group)}
 }
 
 // componentScores writes the numComponents×k raw scores of vec into out
