@@ -131,6 +131,9 @@ type LLMConfig struct {
 	// BreakerCoolDown (3, 30 s).
 	BreakerFailures int
 	BreakerCoolDown time.Duration
+	// Breaker, when set, is used instead of a private one, so engines on
+	// the same provider (LLM, STT, TTS) open and close together.
+	Breaker *Breaker
 
 	// Passages is how many knowledge passages ground each turn (3).
 	Passages int
@@ -262,7 +265,6 @@ type Responder struct {
 	log      zerolog.Logger
 	system   string // persona and rules
 	sleep    func(ctx context.Context, d time.Duration) error
-	convs    atomic.Uint64
 }
 
 var _ dialog.Responder = (*Responder)(nil)
@@ -294,6 +296,9 @@ func NewResponder(cfg LLMConfig, deps Deps) (*Responder, error) {
 		return nil, redact("openai: llm", err, cfg.APIKey)
 	}
 	warnBaseURL(deps.Log, cfg.BaseURL, cfg.AzureAPIVersion)
+	if cfg.Breaker == nil {
+		cfg.Breaker = NewBreaker(cfg.BreakerFailures, cfg.BreakerCoolDown)
+	}
 	r := &Responder{
 		cfg:      cfg,
 		deps:     deps,
@@ -301,7 +306,7 @@ func NewResponder(cfg LLMConfig, deps Deps) (*Responder, error) {
 		tools:    tools,
 		toolDefs: defs,
 		caps:     caps,
-		breaker:  NewBreaker(cfg.BreakerFailures, cfg.BreakerCoolDown),
+		breaker:  cfg.Breaker,
 		log:      deps.Log.With().Str("component", "openai.llm").Str("model", cfg.Model).Logger(),
 		sleep:    sleepCtx,
 	}
@@ -332,7 +337,6 @@ func (r *Responder) LogprobsEnabled() bool { return r.caps.logprobs }
 
 // NewConversation implements dialog.Responder.
 func (r *Responder) NewConversation(call dialog.CallContext) dialog.Conversation {
-	r.convs.Add(1)
 	return &conversation{r: r, call: call, log: r.log.With().Str("call_id", call.CallID).Logger()}
 }
 

@@ -915,3 +915,22 @@ func TestAzureRequestShape(t *testing.T) {
 		t.Errorf("path %s, api-key %q, authorization %q", req.path, req.header.Get("api-key"), req.header.Get("Authorization"))
 	}
 }
+
+// TestSharedBreaker: engines on one provider share a breaker, so a
+// failing transcription keeps the LLM from waiting on the same provider.
+func TestSharedBreaker(t *testing.T) {
+	f := loadFixtures(t)
+	p := newFakeProvider(t, step{status: 500, body: f.httpError(t, "500-server-error").Body})
+	b := NewBreaker(1, time.Hour)
+	stt := newTestTranscriber(t, p, STTConfig{Breaker: b, Retries: -1})
+	s, _ := stt.Start(context.Background(), dialog.ModeOpen)
+	_ = s.Write(utterance())
+	if _, err := s.Finish(); err == nil {
+		t.Fatal("want a transcription error")
+	}
+	r, _ := newTestResponder(t, p, LLMConfig{Breaker: b}, Deps{})
+	_, err := r.NewConversation(dialog.CallContext{}).Respond(context.Background(), speech("hi"), (&sayRecorder{}).say)
+	if !errors.Is(err, ErrUnavailable) || r.Healthy() || stt.Healthy() || len(p.requests()) != 1 {
+		t.Errorf("err %v, healthy %v/%v, %d requests", err, r.Healthy(), stt.Healthy(), len(p.requests()))
+	}
+}

@@ -72,8 +72,11 @@ type STTConfig struct {
 	// MaxUtterance bounds the audio kept for one turn (30 s); later audio
 	// is dropped.
 	MaxUtterance time.Duration
-	HTTPClient   *http.Client
-	Log          zerolog.Logger
+	// Breaker, when set, is shared with the other engines on the same
+	// provider; nil gives this engine its own (3 failures, 30 s).
+	Breaker    *Breaker
+	HTTPClient *http.Client
+	Log        zerolog.Logger
 }
 
 // String describes the configuration without its API key.
@@ -122,6 +125,9 @@ func NewTranscriber(cfg STTConfig) (*Transcriber, error) {
 		return nil, fmt.Errorf("openai: stt: %w", err)
 	}
 	warnBaseURL(cfg.Log, cfg.BaseURL, cfg.AzureAPIVersion)
+	if cfg.Breaker == nil {
+		cfg.Breaker = NewBreaker(0, 0)
+	}
 	format := cfg.ResponseFormat
 	switch format {
 	case "":
@@ -133,7 +139,7 @@ func NewTranscriber(cfg STTConfig) (*Transcriber, error) {
 	default:
 		return nil, fmt.Errorf("openai: stt: response format %q: use json or verbose_json", format)
 	}
-	return &Transcriber{cfg: cfg, client: client, format: format, breaker: NewBreaker(0, 0),
+	return &Transcriber{cfg: cfg, client: client, format: format, breaker: cfg.Breaker,
 		log: cfg.Log.With().Str("component", "openai.stt").Str("model", cfg.Model).Logger(), sleep: sleepCtx}, nil
 }
 

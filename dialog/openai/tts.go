@@ -56,8 +56,11 @@ type TTSConfig struct {
 	// negative disables) and the longest single wait (2 s).
 	Retries      int
 	MaxRetryWait time.Duration
-	HTTPClient   *http.Client
-	Log          zerolog.Logger
+	// Breaker, when set, is shared with the other engines on the same
+	// provider; nil gives this engine its own (3 failures, 30 s).
+	Breaker    *Breaker
+	HTTPClient *http.Client
+	Log        zerolog.Logger
 }
 
 // String describes the configuration without its API key.
@@ -110,7 +113,10 @@ func NewSynthesizer(cfg TTSConfig) (*Synthesizer, error) {
 		return nil, fmt.Errorf("openai: tts: %w", err)
 	}
 	warnBaseURL(cfg.Log, cfg.BaseURL, cfg.AzureAPIVersion)
-	return &Synthesizer{cfg: cfg, client: client, breaker: NewBreaker(0, 0),
+	if cfg.Breaker == nil {
+		cfg.Breaker = NewBreaker(0, 0)
+	}
+	return &Synthesizer{cfg: cfg, client: client, breaker: cfg.Breaker,
 		log: cfg.Log.With().Str("component", "openai.tts").Str("model", cfg.Model).Logger(), sleep: sleepCtx}, nil
 }
 
