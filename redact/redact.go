@@ -144,3 +144,37 @@ func (r *Redactor) Call(c parley.Call) parley.Call {
 	}
 	return c
 }
+
+// Dialogue redacts the turns of one call in order, carrying what the AI or
+// agent just asked for into the caller's answer: after "What's the
+// security code on the back?", a reply of "one two three" is a security
+// code, which on its own it would not be recognized as. A Dialogue is not
+// safe for concurrent use; use one per call, fed in turn order.
+type Dialogue struct {
+	r   *Redactor
+	ctx cue
+}
+
+// Dialogue starts redacting one call's turns.
+func (r *Redactor) Dialogue() *Dialogue { return &Dialogue{r: r} }
+
+// Turn redacts t like Redactor.Turn; a caller turn's leading number is
+// read in the light of the previous AI or agent turn's question.
+func (d *Dialogue) Turn(t parley.Turn) parley.Turn {
+	if t.Speaker != parley.SpeakerCaller {
+		d.ctx = lastCue(t.Text)
+		return d.r.Turn(t)
+	}
+	t.Text = d.r.stringCue(t.Text, d.ctx)
+	t.Intended = d.r.String(t.Intended)
+	t.DTMF = d.r.stringCue(t.DTMF, d.ctx)
+	return t
+}
+
+func (r *Redactor) stringCue(s string, ctx cue) string {
+	b, changed := r.appendRedactedCue(nil, s, ctx)
+	if !changed {
+		return s
+	}
+	return string(b)
+}

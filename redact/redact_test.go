@@ -268,3 +268,38 @@ func TestStringLongInputs(t *testing.T) {
 		t.Error("plain text changed")
 	}
 }
+
+func TestDialogueCarriesTheQuestion(t *testing.T) {
+	r := redact.New(redact.Policy{})
+	ai := func(text string) parley.Turn { return parley.Turn{Speaker: parley.SpeakerAI, Text: text} }
+	caller := func(text, dtmf string) parley.Turn {
+		return parley.Turn{Speaker: parley.SpeakerCaller, Text: text, DTMF: dtmf}
+	}
+	steps := []struct {
+		turn     parley.Turn
+		wantText string
+		wantDTMF string
+	}{
+		{ai("What's the security code on the back of your card?"), "What's the security code on the back of your card?", ""},
+		{caller("one two three", ""), "[cvv]", ""},
+		{caller("sorry, it's 567", ""), "sorry, it's [cvv]", ""},
+		{ai("Please enter your PIN."), "Please enter your PIN.", ""},
+		{caller("", "1234#"), "", "[pin]#"},
+		{caller("my dog is 7 and 1234", ""), "my dog is 7 and 1234", ""},
+		{ai("Thanks. What's the long number on your card?"), "Thanks. What's the long number on your card?", ""},
+		{caller("four one one one one one one one one one one one one one one two", ""), "[card ••••1112]", ""},
+		{ai("Thanks. How else can I help?"), "Thanks. How else can I help?", ""},
+		{caller("room 123", "123"), "room 123", "123"},
+	}
+	d := r.Dialogue()
+	for i, st := range steps {
+		got := d.Turn(st.turn)
+		if got.Text != st.wantText || got.DTMF != st.wantDTMF {
+			t.Errorf("step %d: Turn(%q, %q) = %q, %q; want %q, %q", i, st.turn.Text, st.turn.DTMF, got.Text, got.DTMF, st.wantText, st.wantDTMF)
+		}
+	}
+	// Without the dialogue, the answers alone are kept.
+	if got := r.Turn(caller("one two three", "1234")); got.Text != "one two three" || got.DTMF != "1234" {
+		t.Errorf("Turn without context = %q, %q", got.Text, got.DTMF)
+	}
+}

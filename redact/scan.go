@@ -41,6 +41,7 @@ type out struct {
 	s       string
 	last    int // end of the last emitted span in s
 	changed bool
+	ctx     cue // what the previous speaker asked for (Dialogue)
 }
 
 // emit replaces s[start:end] by a label, with last4 (when not empty) after
@@ -65,7 +66,13 @@ func (o *out) emit(start, end int, k kind, last4 []byte) {
 // appendRedacted appends the redacted s to dst. When nothing matches it
 // appends nothing and reports false.
 func (r *Redactor) appendRedacted(dst []byte, s string) ([]byte, bool) {
-	o := out{dst: dst, s: s}
+	return r.appendRedactedCue(dst, s, cueNone)
+}
+
+// appendRedactedCue is appendRedacted with a cue carried over from the
+// previous turn, which applies to a number among the first words of s.
+func (r *Redactor) appendRedactedCue(dst []byte, s string, ctx cue) ([]byte, bool) {
+	o := out{dst: dst, s: s, ctx: ctx}
 	hasAt := r.p.Emails && strings.IndexByte(s, '@') >= 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -174,7 +181,7 @@ func (r *Redactor) chain(o *out, i int) int {
 		return c.end
 	}
 	start := c.start
-	if k := r.classify(s, &c, &start); k != kNone && start >= o.last {
+	if k := r.classify(s, &c, &start, o.ctx); k != kNone && start >= o.last {
 		n := c.n
 		if start < c.start { // a phone number's "(555) " counts too
 			n += countDigits(s[start:c.start])
@@ -225,7 +232,7 @@ func (r *Redactor) cardsWithin(o *out, c *chain) {
 
 // classify decides what a chain that is not a valid card number is. It may
 // move *start back to take in a phone number's '+' or "(555) ".
-func (r *Redactor) classify(s string, c *chain, start *int) kind {
+func (r *Redactor) classify(s string, c *chain, start *int, ctx cue) kind {
 	p := &r.p
 	before, after := byte(0), byte(0)
 	if c.start > 0 {
@@ -248,7 +255,7 @@ func (r *Redactor) classify(s string, c *chain, start *int) kind {
 	}
 	n := c.n
 	if n >= 3 {
-		switch cueBefore(s, c.start) {
+		switch cueBefore(s, c.start, ctx) {
 		case cueCard:
 			if p.Cards && n >= 12 && n <= 19 {
 				return kCard
@@ -376,10 +383,12 @@ const (
 )
 
 // cueBefore looks at the few words before a number for what it is: "card
-// number is", "security code", "PIN", "sort code", "account number".
-func cueBefore(s string, start int) cue {
+// number is", "security code", "PIN", "sort code", "account number". When
+// the number is among the first words of s, ctx (the previous turn's cue)
+// applies.
+func cueBefore(s string, start int, ctx cue) cue {
 	j := start
-	for w := 0; w < 6 && j > 0; w++ {
+	for w := 0; w < 6; w++ {
 		k := j
 		for k > 0 && !isAlnum(s[k-1]) {
 			k--
@@ -387,11 +396,14 @@ func cueBefore(s string, start int) cue {
 				return cueNone
 			}
 		}
+		if k == 0 {
+			return ctx
+		}
 		e := k
 		for k > 0 && isAlnum(s[k-1]) && e-k < 32 {
 			k--
 		}
-		if k == e || isDigit(s[k]) {
+		if isDigit(s[k]) {
 			return cueNone // another number in between
 		}
 		if c := matchCue(s[k:e], s, k); c != cueNone {
@@ -400,6 +412,38 @@ func cueBefore(s string, start int) cue {
 		j = k
 	}
 	return cueNone
+}
+
+// lastCue returns what a question in s asked for: the most specific cue
+// ("security code" over "card" in "the security code on your card"), the
+// last of equals.
+func lastCue(s string) cue {
+	rank := func(c cue) int {
+		switch c {
+		case cueNone:
+			return 0
+		case cueCard:
+			return 1
+		case cueAccount:
+			return 2
+		}
+		return 3
+	}
+	found := cueNone
+	for i := 0; i < len(s); {
+		if !isAlnum(s[i]) {
+			i++
+			continue
+		}
+		e := alnumEnd(s, i)
+		if isLetter(s[i]) {
+			if c := matchCue(s[i:e], s, i); c != cueNone && rank(c) >= rank(found) {
+				found = c
+			}
+		}
+		i = e
+	}
+	return found
 }
 
 func matchCue(w, s string, at int) cue {
@@ -792,7 +836,7 @@ func (r *Redactor) spoken(o *out, i int) int {
 	if realTotal < 3 {
 		return i
 	}
-	k := r.classifyDigits(digs[:realN], realTotal, cueBefore(s, i))
+	k := r.classifyDigits(digs[:realN], realTotal, cueBefore(s, i, o.ctx))
 	if k == kNone {
 		return i
 	}
