@@ -461,6 +461,11 @@ func (c *conversation) Respond(ctx context.Context, in dialog.Input, say func(st
 		if round == 0 {
 			firstToken = out.firstToken
 		}
+		if err != nil {
+			// Calls of a failed or interrupted round never run, so they must
+			// not reach the history (each call needs its result message).
+			out.calls = nil
+		}
 		if out.spoken != "" || len(out.calls) > 0 {
 			c.msgs = append(c.msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleAssistant, Content: out.spoken, ToolCalls: out.calls})
 		}

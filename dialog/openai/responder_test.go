@@ -934,3 +934,31 @@ func TestSharedBreaker(t *testing.T) {
 		t.Errorf("err %v, healthy %v/%v, %d requests", err, r.Healthy(), stt.Healthy(), len(p.requests()))
 	}
 }
+
+// TestInterruptedToolCallLeavesNoDanglingCall: text, then a tool call cut
+// by a barge-in; the next request must not carry a call without result.
+func TestInterruptedToolCallLeavesNoDanglingCall(t *testing.T) {
+	f := loadFixtures(t)
+	p := newFakeProvider(t, step{events: sseEvents(f.chat(t, "text-then-tool-call").SSE)}, step{events: textEvents("Okay.")})
+	r, _ := newTestResponder(t, p, LLMConfig{}, Deps{Tools: []Tool{{Name: "transfer_to_agent", Call: func(context.Context, json.RawMessage) (string, error) {
+		t.Error("a tool ran after the barge-in")
+		return "", nil
+	}}}})
+	conv := r.NewConversation(dialog.CallContext{})
+	rec := &sayRecorder{failAt: 1}
+	if _, err := conv.Respond(context.Background(), speech("billing"), rec.say); !errors.Is(err, dialog.ErrInterrupted) {
+		t.Fatalf("err = %v", err)
+	}
+	conv.Heard("Let me check")
+	if _, err := conv.Respond(context.Background(), speech("hello?"), (&sayRecorder{}).say); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range p.requests()[1].chatBody(t).Messages {
+		if len(m.ToolCalls) > 0 || m.Role == "tool" {
+			t.Errorf("dangling tool message %+v", m)
+		}
+		if m.Role == "assistant" && m.Content != "Let me check" {
+			t.Errorf("assistant = %q", m.Content)
+		}
+	}
+}
