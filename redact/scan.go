@@ -749,6 +749,9 @@ func lookupDigit(w string) *digitWord {
 	return digitIndex[string(buf[:len(w)])]
 }
 
+// single reports a word that is one digit, zero included.
+func (d *digitWord) single() bool { return len(d.d) == 1 && !d.homophone }
+
 // isUnit reports a single-digit word one … nine.
 func (d *digitWord) isUnit() bool { return len(d.d) == 1 && d.d != "0" && !d.homophone }
 
@@ -774,8 +777,12 @@ func (r *Redactor) spoken(o *out, i int) int {
 			total++
 		}
 	}
+	// units counts single-digit words: digits read one by one, the way
+	// account and id numbers are read, unlike "ten thirty, eleven fifteen".
+	units, words, realUnits, realWords := 0, 0, 0, 0
+	prevSingle := false
 	j := i
-	for words := 0; words < maxSpokenWords; words++ {
+	for range maxSpokenWords {
 		we := letterEnd(s, j)
 		w := s[j:we]
 		rep := 1
@@ -791,42 +798,58 @@ func (r *Redactor) spoken(o *out, i int) int {
 			}
 			ne := letterEnd(s, k)
 			dw := lookupDigit(s[k:ne])
-			if dw == nil || len(dw.d) != 1 || dw.homophone {
+			if dw == nil || !dw.single() {
 				break
 			}
 			for ; rep > 0; rep-- {
 				put(dw.d)
 			}
 			we = ne
+			units++
+			prevSingle = true
 		} else {
 			dw := lookupDigit(w)
-			if dw == nil || (dw.homophone && j == i) {
+			if dw == nil {
 				break
 			}
+			if dw.homophone {
+				// "for" and "to" are digits only between single digits:
+				// "four one for two", not "ten thirty to eleven".
+				k := wordGap(s, we)
+				if !prevSingle || k < 0 {
+					break
+				}
+				if nx := lookupDigit(s[k:letterEnd(s, k)]); nx == nil || !nx.single() {
+					break
+				}
+				put(dw.d)
+				units++
+				words++
+				j = k
+				continue
+			}
+			combined := false
 			if dw.tens { // "forty one" / "forty-one" → 41
-				if k := wordGap(s, we); k > 0 && (s[we] == ' ' || s[we] == '-') && k == we+1 {
+				if k := wordGap(s, we); k == we+1 && (s[we] == ' ' || s[we] == '-') {
 					ne := letterEnd(s, k)
 					if u := lookupDigit(s[k:ne]); u != nil && u.isUnit() {
 						put(dw.d[:1])
 						put(u.d)
 						we = ne
-						dw = nil
+						combined = true
 					}
 				}
 			}
-			if dw != nil {
+			if !combined {
 				put(dw.d)
-				if dw.homophone {
-					j2 := wordGap(s, we)
-					if j2 < 0 {
-						break
-					}
-					j = j2
-					continue
-				}
+			}
+			prevSingle = dw.single() && !combined
+			if prevSingle {
+				units++
 			}
 		}
-		realEnd, realN, realTotal = we, nd, total
+		words++
+		realEnd, realN, realTotal, realUnits, realWords = we, nd, total, units, words
 		k := wordGap(s, we)
 		if k < 0 {
 			break
@@ -836,7 +859,7 @@ func (r *Redactor) spoken(o *out, i int) int {
 	if realTotal < 3 {
 		return i
 	}
-	k := r.classifyDigits(digs[:realN], realTotal, cueBefore(s, i, o.ctx))
+	k := r.classifyDigits(digs[:realN], realTotal, cueBefore(s, i, o.ctx), realUnits*2 >= realWords)
 	if k == kNone {
 		return i
 	}
@@ -846,8 +869,10 @@ func (r *Redactor) spoken(o *out, i int) int {
 	return realEnd
 }
 
-// classifyDigits decides what a string of spoken digits is.
-func (r *Redactor) classifyDigits(d []byte, n int, c cue) kind {
+// classifyDigits decides what a string of spoken digits is; byDigit says
+// it was read mostly digit by digit, which a bare long number (without a
+// cue or a card checksum) must be.
+func (r *Redactor) classifyDigits(d []byte, n int, c cue, byDigit bool) kind {
 	p := &r.p
 	switch {
 	case p.Cards && n >= 13 && n <= 19 && n == len(d) && luhn(d):
@@ -864,7 +889,7 @@ func (r *Redactor) classifyDigits(d []byte, n int, c cue) kind {
 		return kSortCode
 	case c == cueAccount && p.Accounts && n >= 6 && n <= 18:
 		return kAccount
-	case p.NationalIDs && n >= p.MinDigits:
+	case p.NationalIDs && byDigit && n >= p.MinDigits:
 		return kNumber
 	}
 	return kNone

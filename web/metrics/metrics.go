@@ -413,7 +413,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 type Observer struct {
 	speechStart, bargeIn prometheus.Counter
 	ignored              *prometheus.CounterVec
-	ignoredCommon        [3]prometheus.Counter // blip, dtmf tone, backchannel
+	ignoredCommon        [4]prometheus.Counter // blip, dtmf tone, backchannel, noise
 	m                    *Metrics
 }
 
@@ -429,6 +429,7 @@ func (m *Metrics) Observer() *Observer {
 	o.ignoredCommon[0] = m.dialogEvents.WithLabelValues("blip")
 	o.ignoredCommon[1] = m.dialogEvents.WithLabelValues("dtmf_tone")
 	o.ignoredCommon[2] = m.dialogEvents.WithLabelValues("backchannel")
+	o.ignoredCommon[3] = m.dialogEvents.WithLabelValues("noise")
 	return o
 }
 
@@ -448,6 +449,8 @@ func (o *Observer) OnEvent(e dialog.Event) {
 			o.ignoredCommon[1].Inc()
 		case "backchannel":
 			o.ignoredCommon[2].Inc()
+		case "noise":
+			o.ignoredCommon[3].Inc()
 		default:
 			// Free-text reasons would make an unbounded label set.
 			o.ignored.WithLabelValues("ignored_other").Inc()

@@ -168,6 +168,7 @@ func TestScrapeAfterCalls(t *testing.T) {
 	obs.OnEvent(dialog.Event{Kind: dialog.EventBargeIn})
 	obs.OnEvent(dialog.Event{Kind: dialog.EventIgnored, Text: "blip"})
 	obs.OnEvent(dialog.Event{Kind: dialog.EventIgnored, Text: "something new"})
+	obs.OnEvent(dialog.Event{Kind: dialog.EventIgnored, Text: "noise"})
 	obs.OnEvent(dialog.Event{Kind: dialog.EventState, State: dialog.StateThinking}) // not counted
 
 	fams, _ := scrape(t, m, nil)
@@ -202,6 +203,7 @@ func TestScrapeAfterCalls(t *testing.T) {
 		{"parley_dialog_events_total", map[string]string{"event": "blip"}, 1},
 		{"parley_dialog_events_total", map[string]string{"event": "ignored_other"}, 1},
 		{"parley_dialog_events_total", map[string]string{"event": "filler"}, 1},
+		{"parley_dialog_events_total", map[string]string{"event": "noise"}, 1},
 		{"parley_dialog_failures_total", map[string]string{"stage": "stt"}, 2},
 		{"parley_dialog_failures_total", map[string]string{"stage": "tts"}, 1},
 		{"parley_provider_errors_total", map[string]string{"provider": "openai", "stage": "llm"}, 2},
