@@ -120,11 +120,22 @@ func (d *decoder) setLMFile(name, path string) error {
 	return nil
 }
 
-// setJSGF adds or replaces the grammar search name.
-func (d *decoder) setJSGF(name, grammar string) error {
+// setJSGF adds or replaces the grammar search name. wip, when non-zero, is
+// the word insertion penalty of this search only: a search reads -wip from
+// the decoder's configuration when it is created, so the value is set for
+// the creation and restored afterwards.
+func (d *decoder) setJSGF(name, grammar string, wip float64) error {
 	cn, cg := C.CString(name), C.CString(grammar)
 	defer C.free(unsafe.Pointer(cn))
 	defer C.free(unsafe.Pointer(cg))
+	if wip != 0 {
+		key := C.CString("-wip")
+		defer C.free(unsafe.Pointer(key))
+		cfg := C.ps_get_config(d.ps)
+		old := C.cmd_ln_float_r(cfg, key)
+		C.cmd_ln_set_float_r(cfg, key, C.double(wip))
+		defer C.cmd_ln_set_float_r(cfg, key, old)
+	}
 	if C.ps_set_jsgf_string(d.ps, cn, cg) != 0 {
 		return fmt.Errorf("sphinx: load grammar %q", name)
 	}

@@ -20,7 +20,7 @@ func defaultFrontEnd(wideBand bool) frontEnd {
 	if wideBand {
 		return frontEnd{dcPole: 0.995}
 	}
-	return frontEnd{foldGain: 0.25, dcPole: 0.995}
+	return frontEnd{foldGain: 0.5, dcPole: 0.995}
 }
 
 // feState is the per-stream state of the front end.

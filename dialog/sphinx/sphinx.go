@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -118,7 +119,7 @@ func New(cfg Config) (*Recognizer, error) {
 
 // checkCMNInit validates a -cmninit value: 13 numbers.
 func checkCMNInit(s string) error {
-	parts := splitComma(s)
+	parts := strings.Split(s, ",")
 	if len(parts) != 13 {
 		return fmt.Errorf("sphinx: CMNInit needs 13 numbers, got %d", len(parts))
 	}
@@ -128,18 +129,6 @@ func checkCMNInit(s string) error {
 		}
 	}
 	return nil
-}
-
-func splitComma(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == ',' {
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return out
 }
 
 // SampleRate is the rate Write expects: the acoustic model is 16 kHz only,
@@ -213,13 +202,13 @@ func newModelDecoder(m *model, modelDir string) (*decoder, error) {
 	if m.removed {
 		return nil, errStaleModel
 	}
-	d, err := newDecoder(append([]string{
+	d, err := newDecoder([]string{
 		"-hmm", filepath.Join(modelDir, "en-us"),
 		"-featparams", m.featp,
 		"-dict", m.dict,
 		"-lm", m.openLM,
 		"-bestpath", "yes",
-	}, extraArgs...))
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -228,15 +217,12 @@ func newModelDecoder(m *model, modelDir string) (*decoder, error) {
 		d.free()
 		return nil, err
 	}
-	if err := d.setJSGF(searchDigits, digitsGrammar); err != nil {
+	if err := d.setJSGF(searchDigits, digitsGrammar, digitsWIP); err != nil {
 		d.free()
 		return nil, err
 	}
 	return d, nil
 }
-
-// extraArgs are appended to every decoder's arguments (tuning experiments).
-var extraArgs []string
 
 var errStaleModel = errors.New("sphinx: model superseded while loading")
 
@@ -317,9 +303,15 @@ func (r *Recognizer) Close() error {
 	r.poolMu.Unlock()
 	r.modelMu.Lock()
 	close(r.done)
+	models := append(r.old, r.cur.Load())
+	r.old = nil
 	r.modelMu.Unlock()
 	for _, d := range idle {
 		d.free()
+	}
+	// Decoders hold their models in memory; the files are only read at load.
+	for _, m := range models {
+		m.remove()
 	}
 	return nil
 }

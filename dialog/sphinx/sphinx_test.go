@@ -55,6 +55,7 @@ func TestGoldenPhrases(t *testing.T) {
 		{"kal", "1 2 3 4", dialog.ModeDigits, "one two three four"},
 		{"kal", "Yes.", dialog.ModeYesNo, "yes"},
 		{"kal", "No thank you.", dialog.ModeYesNo, "no thank you"},
+		{"kal", "I lost my card.", dialog.ModeYesNo, "i lost my card"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.voice+"/"+tt.want, func(t *testing.T) {
@@ -341,6 +342,12 @@ func TestRebuild(t *testing.T) {
 	if len(gens) != 2 {
 		t.Fatalf("model generations on disk: %v, want 2", gens)
 	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if gens, _ := filepath.Glob(filepath.Join(dir, "sphinx", "model-*")); len(gens) != 0 {
+		t.Fatalf("model files left after Close: %v", gens)
+	}
 }
 
 func TestNewErrors(t *testing.T) {
@@ -421,5 +428,54 @@ func TestDataDirFiles(t *testing.T) {
 	}
 	if strings.Contains(string(arpa), "xqzzyv") {
 		t.Fatal("dropped word in the language model")
+	}
+}
+
+// BenchmarkStreamWrite measures one 20 ms frame through the front end and
+// the decoder in steady state (the per-frame hot path); it must not allocate.
+func BenchmarkStreamWrite(b *testing.B) {
+	requireFlite(b)
+	r := newTestRecognizer(b, 1)
+	up := newUpsampler()
+	var pcm16 []int16
+	for _, v := range phone(b, "kal", "I want to transfer money to my savings account.", 0) {
+		pcm16 = append(pcm16, up([]int16{v})...)
+	}
+	frames := len(pcm16) / 320
+	b.ReportAllocs()
+	st, err := r.Start(context.Background(), dialog.ModeOpen)
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		if i == frames { // a new utterance every time the phrase ends
+			if _, err := st.Finish(); err != nil {
+				b.Fatal(err)
+			}
+			if st, err = r.Start(context.Background(), dialog.ModeOpen); err != nil {
+				b.Fatal(err)
+			}
+			i = 0
+		}
+		if err := st.Write(pcm16[i*320 : (i+1)*320]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.StopTimer()
+	st.Close()
+}
+
+// BenchmarkFrontEnd measures the per-frame signal processing alone.
+func BenchmarkFrontEnd(b *testing.B) {
+	s := defaultFrontEnd(false).newState()
+	frame := make([]int16, 320)
+	for i := range frame {
+		frame[i] = int16(i * 37 % 2000)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.process(frame)
 	}
 }
