@@ -51,7 +51,22 @@ type Config struct {
 	KB        KBConf `yaml:"kb"`
 	Speech    Speech `yaml:"speech"`
 	Dialog    Dialog `yaml:"dialog"`
+	LLM       Remote `yaml:"llm"`
+	STT       Remote `yaml:"stt"`
+	TTS       Remote `yaml:"tts"`
 }
+
+// Remote is an OpenAI-compatible provider for one stage. An empty BaseURL
+// means the embedded engine.
+type Remote struct {
+	BaseURL string `yaml:"base_url"`
+	Model   string `yaml:"model"`
+	APIKey  string `yaml:"api_key"`
+	Voice   string `yaml:"voice,omitempty"`
+}
+
+// Enabled reports whether the stage uses the remote provider.
+func (r Remote) Enabled() bool { return r.BaseURL != "" }
 
 // Twilio configures the Twilio wire.
 type Twilio struct {
@@ -102,6 +117,16 @@ var envVars = []struct {
 		return err
 	}},
 	{"PARLEY_TTS_VOICE", "speech.voice", func(c *Config, v string) error { c.Speech.Voice = v; return nil }},
+	{"PARLEY_LLM_BASE_URL", "llm.base_url", func(c *Config, v string) error { c.LLM.BaseURL = v; return nil }},
+	{"PARLEY_LLM_MODEL", "llm.model", func(c *Config, v string) error { c.LLM.Model = v; return nil }},
+	{"PARLEY_LLM_API_KEY", "llm.api_key", func(c *Config, v string) error { c.LLM.APIKey = v; return nil }},
+	{"PARLEY_STT_BASE_URL", "stt.base_url", func(c *Config, v string) error { c.STT.BaseURL = v; return nil }},
+	{"PARLEY_STT_MODEL", "stt.model", func(c *Config, v string) error { c.STT.Model = v; return nil }},
+	{"PARLEY_STT_API_KEY", "stt.api_key", func(c *Config, v string) error { c.STT.APIKey = v; return nil }},
+	{"PARLEY_TTS_BASE_URL", "tts.base_url", func(c *Config, v string) error { c.TTS.BaseURL = v; return nil }},
+	{"PARLEY_TTS_MODEL", "tts.model", func(c *Config, v string) error { c.TTS.Model = v; return nil }},
+	{"PARLEY_TTS_API_KEY", "tts.api_key", func(c *Config, v string) error { c.TTS.APIKey = v; return nil }},
+	{"PARLEY_TTS_REMOTE_VOICE", "tts.voice", func(c *Config, v string) error { c.TTS.Voice = v; return nil }},
 }
 
 // Load builds the configuration: embedded defaults, then the YAML file at
@@ -249,6 +274,23 @@ func (c *Config) validate() error {
 	case "slt", "kal", "rms", "awb":
 	default:
 		return &KeyError{"speech.voice", c.Speech.Voice, "want slt, kal, rms or awb"}
+	}
+	for _, r := range []struct {
+		key string
+		r   Remote
+	}{{"llm", c.LLM}, {"stt", c.STT}, {"tts", c.TTS}} {
+		if r.r.BaseURL == "" {
+			if r.r.Model != "" || r.r.APIKey != "" {
+				return &KeyError{r.key + ".base_url", "", "set it too (model or api_key given without a provider URL)"}
+			}
+			continue
+		}
+		if u, err := url.Parse(r.r.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &KeyError{r.key + ".base_url", r.r.BaseURL, "want an http(s) URL, e.g. https://api.openai.com/v1"}
+		}
+		if r.r.Model == "" {
+			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}
+		}
 	}
 	for _, d := range []struct {
 		key      string

@@ -51,6 +51,19 @@ func TestLoadFileThenEnv(t *testing.T) {
 	}
 }
 
+func TestRemoteStagesFromEnv(t *testing.T) {
+	c, err := Load("", env(map[string]string{
+		"PARLEY_LLM_BASE_URL": "http://127.0.0.1:8000/v1", "PARLEY_LLM_MODEL": "llama", "PARLEY_LLM_API_KEY": "k",
+		"PARLEY_TTS_BASE_URL": "https://api.openai.com/v1", "PARLEY_TTS_MODEL": "gpt-4o-mini-tts",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.LLM.Enabled() || c.LLM.Model != "llama" || c.LLM.APIKey != "k" || c.STT.Enabled() || !c.TTS.Enabled() {
+		t.Fatalf("remote stages: %+v %+v %+v", c.LLM, c.STT, c.TTS)
+	}
+}
+
 func TestPublicURLDefaultsToListen(t *testing.T) {
 	c, err := Load("", env(map[string]string{"PARLEY_LISTEN": "0.0.0.0:7000"}))
 	if err != nil {
@@ -81,6 +94,9 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"duration range", "dialog:\n  end_silence: 10ms\n", nil, "dialog.end_silence"},
 		{"duration syntax", "dialog:\n  end_silence: soon\n", nil, "end_silence"},
 		{"unknown key", "listne: 1.2.3.4:5\n", nil, "listne"},
+		{"llm without model", "", map[string]string{"PARLEY_LLM_BASE_URL": "http://127.0.0.1:8000/v1"}, "llm.model"},
+		{"llm bad url", "", map[string]string{"PARLEY_LLM_BASE_URL": "localhost:8000", "PARLEY_LLM_MODEL": "m"}, "llm.base_url"},
+		{"stt key without url", "", map[string]string{"PARLEY_STT_API_KEY": "sk-x"}, "stt.base_url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

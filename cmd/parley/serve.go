@@ -96,7 +96,12 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 	}
 	s := &server{cfg: cfg, log: log, eng: eng, base: base}
 	s.store = store.NewAsync(base, store.AsyncOptions{Log: log})
-	s.sb = switchboard.New(eng.dialog(), switchboard.Options{
+	engs, err := remoteEngines(cfg, eng.dialog(), eng.kb, s.store, log)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.sb = switchboard.New(engs, switchboard.Options{
 		Session: dialog.Config{
 			EndSilence:       cfg.Dialog.EndSilence,
 			DigitsEndSilence: cfg.Dialog.DigitsEndSilence,

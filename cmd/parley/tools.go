@@ -209,7 +209,11 @@ func chat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	conv := k.NewConversation(dialog.CallContext{CallID: "chat", From: "terminal"})
+	eng, err := remoteEngines(cfg, dialog.Engines{Responder: k}, k, nil, cliLogger(stderr, "warn"))
+	if err != nil {
+		return err
+	}
+	conv := eng.Responder.NewConversation(dialog.CallContext{CallID: "chat", From: "terminal"})
 	say := func(s string) error { _, err := fmt.Fprintln(stdout, "AI: "+s); return err }
 	if err := conv.Greeting(ctx, say); err != nil {
 		return err
