@@ -132,7 +132,8 @@ func (r *Redactor) appendLog(bufs *logBufs, p []byte) ([]byte, bool) {
 		start = end + 1
 	}
 	if !z.changed {
-		return bufs.out[:0], false
+		bufs.out = z.dst[:0] // keep the grown buffer for the next line
+		return bufs.out, false
 	}
 	return append(z.dst, p[z.last:]...), true
 }

@@ -131,9 +131,12 @@ func TestLogWriterError(t *testing.T) {
 func TestLogWriterNoAllocWithoutMatch(t *testing.T) {
 	w := redact.New(redact.Policy{}).LogWriter(discard{})
 	line := []byte(`{"level":"info","call_id":"CA0123456789abcdef","turn":3,"text":"I'd like to pay my bill at 10:30","time":"2026-11-25T07:37:04Z"}` + "\n")
-	allocs := testing.AllocsPerRun(200, func() { _, _ = w.Write(line) })
-	if allocs > 0 {
-		t.Errorf("Write allocated %.1f times per clean line", allocs)
+	long := []byte(`{"level":"info","text":"` + strings.Repeat("a quiet line at 10:30 ", 300) + `"}` + "\n")
+	for _, l := range [][]byte{line, long} {
+		allocs := testing.AllocsPerRun(200, func() { _, _ = w.Write(l) })
+		if allocs > 0.1 { // sync.Pool may be emptied by a GC during the run
+			t.Errorf("Write allocated %.2f times per clean %d-byte line", allocs, len(l))
+		}
 	}
 }
 
