@@ -48,6 +48,10 @@ type Store interface {
 	Events(ctx context.Context, callID string) ([]Event, error)
 	// ListCalls returns calls matching q, newest first, without turns.
 	ListCalls(ctx context.Context, q CallQuery) ([]Call, error)
+	// ForgetNumber deletes every call from or to number, with its turns
+	// and events (a caller's erasure request), and returns how many calls
+	// went. An empty number is an error, never "everything".
+	ForgetNumber(ctx context.Context, number string) (int, error)
 	// Close releases the store.
 	Close() error
 }

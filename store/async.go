@@ -282,6 +282,17 @@ func (a *Async) ListCalls(ctx context.Context, q parley.CallQuery) ([]parley.Cal
 	return a.s.ListCalls(ctx, q)
 }
 
+// ForgetNumber first waits for the writes already queued (Flush), so that
+// a call of number still in the queue cannot land after the erasure, then
+// deletes in the wrapped store. Like Flush, it may block while the queue is
+// full: it is an administrative operation, never on the media path.
+func (a *Async) ForgetNumber(ctx context.Context, number string) (int, error) {
+	if err := a.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("store: forget number: %w", err)
+	}
+	return a.s.ForgetNumber(ctx, number)
+}
+
 // Stats returns the counters so far; safe to call at any time.
 func (a *Async) Stats() AsyncStats {
 	return AsyncStats{

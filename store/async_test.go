@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +98,13 @@ func (f *fakeStore) Events(context.Context, string) ([]parley.Event, error) {
 
 func (f *fakeStore) ListCalls(_ context.Context, q parley.CallQuery) ([]parley.Call, error) {
 	return []parley.Call{{ID: "list:" + q.Text}}, nil
+}
+
+func (f *fakeStore) ForgetNumber(_ context.Context, number string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, "forget "+number)
+	return 1, nil
 }
 
 func (f *fakeStore) Close() error {
@@ -563,4 +571,32 @@ func (nopStore) AppendEvent(context.Context, parley.Event) error                
 func (nopStore) GetCall(context.Context, string) (parley.Call, error)               { return parley.Call{}, nil }
 func (nopStore) Events(context.Context, string) ([]parley.Event, error)             { return nil, nil }
 func (nopStore) ListCalls(context.Context, parley.CallQuery) ([]parley.Call, error) { return nil, nil }
+func (nopStore) ForgetNumber(context.Context, string) (int, error)                  { return 0, nil }
 func (nopStore) Close() error                                                       { return nil }
+
+// TestAsyncForgetNumberAfterQueuedWrites checks that an erasure waits for
+// the writes queued before it, so a queued call cannot land after it.
+func TestAsyncForgetNumberAfterQueuedWrites(t *testing.T) {
+	f := &fakeStore{}
+	a := NewAsync(f, AsyncOptions{})
+	defer a.Close()
+	ctx := context.Background()
+	if err := a.CreateCall(ctx, parley.Call{ID: "CA-1", From: "+1"}); err != nil {
+		t.Fatalf("CreateCall: %v", err)
+	}
+	if err := a.AppendTurn(ctx, parley.Turn{CallID: "CA-1", Seq: 0}); err != nil {
+		t.Fatalf("AppendTurn: %v", err)
+	}
+	n, err := a.ForgetNumber(ctx, "+1")
+	if err != nil || n != 1 {
+		t.Fatalf("ForgetNumber = %d, %v; want 1, nil", n, err)
+	}
+	want := []string{"create CA-1", "turn CA-1/0", "forget +1"}
+	if got := f.applied(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("applied %q, want %q", got, want)
+	}
+	a.Close()
+	if _, err := a.ForgetNumber(ctx, "+1"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ForgetNumber after Close = %v, want ErrClosed", err)
+	}
+}

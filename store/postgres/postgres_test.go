@@ -108,6 +108,10 @@ func TestContract(t *testing.T) {
 	storetest.Contract(t, func(t *testing.T) parley.Store { return openFresh(t) })
 }
 
+func TestUserContract(t *testing.T) {
+	storetest.UserContract(t, func(t *testing.T) storetest.UserBackend { return openFresh(t) })
+}
+
 func TestReopenKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	dbURL := freshDatabase(t)

@@ -33,6 +33,10 @@ func TestContract(t *testing.T) {
 	storetest.Contract(t, func(t *testing.T) parley.Store { return openTemp(t) })
 }
 
+func TestUserContract(t *testing.T) {
+	storetest.UserContract(t, func(t *testing.T) storetest.UserBackend { return openTemp(t) })
+}
+
 // TestAsyncOverSQLite writes a call through store.Async from several
 // goroutines and checks that every write lands, in order per call.
 func TestAsyncOverSQLite(t *testing.T) {

@@ -43,6 +43,7 @@ func Contract(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"ConcurrentWrites", contractConcurrent},
 		{"CanceledContext", contractCanceled},
 		{"WriteBatch", contractWriteBatch},
+		{"ForgetNumber", contractForgetNumber},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -523,7 +524,7 @@ func contractConcurrent(t *testing.T, s parley.Store) {
 }
 
 func contractCanceled(t *testing.T, s parley.Store) {
-	c := parley.Call{ID: "CA-live", Channel: parley.ChannelTwilio, StartedAt: at(0)}
+	c := parley.Call{ID: "CA-live", Channel: parley.ChannelTwilio, From: "+1", StartedAt: at(0)}
 	mustCreate(t, s, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -544,6 +545,7 @@ func contractCanceled(t *testing.T, s parley.Store) {
 		{"GetCall", func() error { _, err := s.GetCall(ctx, c.ID); return err }},
 		{"Events", func() error { _, err := s.Events(ctx, c.ID); return err }},
 		{"ListCalls", func() error { _, err := s.ListCalls(ctx, parley.CallQuery{}); return err }},
+		{"ForgetNumber", func() error { _, err := s.ForgetNumber(ctx, "+1"); return err }},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {
