@@ -86,6 +86,7 @@ func TestStringDefaultPolicy(t *testing.T) {
 		{"iso date", "on 2024-05-12 we", "on 2024-05-12 we"},
 		{"uk date", "on 12-05-2024 we", "on 12-05-2024 we"},
 		{"spaced date", "on 5 12 2024 we", "on 5 12 2024 we"},
+		{"years", "in 2023 2024 and 1999-2001", "in 2023 2024 and 1999-2001"},
 		{"timestamp", "2026-11-25T07:37:04Z", "2026-11-25T07:37:04Z"},
 		{"last four", "last four digits 4821", "last four digits 4821"},
 		{"card ending", "the card ending in 4821", "the card ending in 4821"},

@@ -291,7 +291,7 @@ func (r *Redactor) classify(s string, c *chain, start *int, ctx cue) kind {
 	if p.Accounts && c.shape(2, 2, 2) {
 		return kSortCode
 	}
-	if c.isDate(s) {
+	if c.isDate(s) || c.allYears(s) {
 		return kNone
 	}
 	if ps := phoneStart(s, c); ps >= 0 {
@@ -328,6 +328,22 @@ func (c *chain) isDate(s string) bool {
 		return month(0) || month(1)
 	}
 	return false
+}
+
+// allYears reports a chain of years: "2023 2024", "1999-2001".
+func (c *chain) allYears(s string) bool {
+	if c.groups < 2 || c.groups > len(c.glen) {
+		return false
+	}
+	for g := range c.groups {
+		if c.glen[g] != 4 {
+			return false
+		}
+		if y := c.group(s, g); y < 1900 || y > 2099 {
+			return false
+		}
+	}
+	return true
 }
 
 // phoneStart returns where a phone-shaped chain starts (taking in a
