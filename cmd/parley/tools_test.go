@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestChatBalanceByKeypad(t *testing.T) {
+	var out, errb bytes.Buffer
+	in := strings.NewReader("what is my balance\n4821\n")
+	if err := chat(context.Background(), []string{"-v"}, in, &out, &errb); err != nil {
+		t.Fatalf("chat: %v\n%s", err, errb.String())
+	}
+	got := out.String()
+	for _, want := range []string{"Thanks for calling Northwind Pay", "last four digits", "4 8 2 1", "intent=balance"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("chat output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestSayThenTranscribe(t *testing.T) {
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "q.wav")
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"say", "I", "want", "to", "check", "my", "balance", "-o", wav, "--rate", "8000"}, &out, &errb); err != nil {
+		t.Fatalf("say: %v %s", err, errb.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"transcribe", wav}, &out, &errb); err != nil {
+		t.Fatalf("transcribe: %v %s", err, errb.String())
+	}
+	var res struct {
+		File       string  `json:"file"`
+		Text       string  `json:"text"`
+		Confidence float64 `json:"confidence"`
+		MS         float64 `json:"ms"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("transcribe output %q: %v", out.String(), err)
+	}
+	if res.File != wav || !strings.Contains(res.Text, "balance") || res.Confidence <= 0 || res.MS <= 0 {
+		t.Fatalf("transcribe result %+v", res)
+	}
+	// A missing file is reported, and the command fails.
+	if err := run(context.Background(), []string{"transcribe", filepath.Join(dir, "nope.wav")}, &out, &errb); err == nil {
+		t.Fatal("transcribe of a missing file succeeded")
+	}
+}
+
+func TestNLUEvalPrintsMetrics(t *testing.T) {
+	dir := t.TempDir()
+	train := filepath.Join(dir, "train.csv")
+	test := filepath.Join(dir, "test.csv")
+	var tr, te strings.Builder
+	tr.WriteString("text,category\n")
+	te.WriteString("text,category\n")
+	for _, r := range []struct{ label, words string }{
+		{"card_lost", "i lost my card|my card is missing|cannot find my card|card lost somewhere|lost the card yesterday|my card was lost"},
+		{"balance", "what is my balance|how much money do i have|check my balance|balance please|tell me my balance|account balance"},
+		{"fees", "what are your fees|how much do you charge|is there a fee|why was i charged|monthly fee|fees for transfers"},
+	} {
+		ex := strings.Split(r.words, "|")
+		for _, e := range ex[:5] {
+			tr.WriteString(e + "," + r.label + "\n")
+		}
+		te.WriteString(ex[5] + "," + r.label + "\n")
+	}
+	os.WriteFile(train, []byte(tr.String()), 0o600)
+	os.WriteFile(test, []byte(te.String()), 0o600)
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"nlu", "eval", "--train", train, "--test", test}, &out, &errb); err != nil {
+		t.Fatalf("nlu eval: %v %s", err, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var m map[string]float64
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	for _, k := range []string{"n", "accuracy", "macro_f1", "oos_recall", "oos_precision", "in_scope_accuracy", "ece"} {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("metrics lack %q: %v", k, m)
+		}
+	}
+	if m["n"] != 3 || m["accuracy"] < 2.0/3 {
+		t.Fatalf("metrics %v", m)
+	}
+}
+
+func TestUnknownCommandFails(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"frobnicate"}, &out, &errb); err == nil || !strings.Contains(errb.String(), "commands:") {
+		t.Fatalf("unknown command: %v %q", err, errb.String())
+	}
+}
