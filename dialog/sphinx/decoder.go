@@ -190,6 +190,21 @@ func (d *decoder) process(pcm []int16, fullUtt bool) error {
 	return nil
 }
 
+// partial returns the best hypothesis so far without ending the
+// utterance: words only (pocketsphinx leaves fillers out of the string),
+// "" when nothing is recognized yet.
+func (d *decoder) partial() (string, error) {
+	if !d.inUtt {
+		return "", errors.New("sphinx: no utterance in progress")
+	}
+	var score C.int32
+	hyp := C.ps_get_hyp(d.ps, &score)
+	if hyp == nil {
+		return "", nil
+	}
+	return C.GoString(hyp), nil
+}
+
 // abort ends an utterance whose result nobody wants.
 func (d *decoder) abort() {
 	if d.inUtt {

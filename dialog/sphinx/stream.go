@@ -24,7 +24,10 @@ type stream struct {
 	err     error
 }
 
-var _ dialog.TranscribeStream = (*stream)(nil)
+var (
+	_ dialog.TranscribeStream = (*stream)(nil)
+	_ dialog.PartialStream    = (*stream)(nil)
+)
 
 // errStreamDone is returned by Write and Finish after the stream ended.
 var errStreamDone = errors.New("sphinx: stream already finished")
@@ -68,6 +71,35 @@ func (s *stream) Finish() (dialog.Transcript, error) {
 		return dialog.Transcript{}, err
 	}
 	return transcriptOf(h, s.mode, s.fe.dynamicRange()), nil
+}
+
+// Partial returns the hypothesis so far, in the same spelling as Finish's
+// text ("oh" reads "zero" in digits mode), or "" when nothing has been
+// recognized yet. It does not end the utterance; it costs a partial
+// back-trace of the search, so callers poll it every few frames, not on
+// every Write.
+func (s *stream) Partial() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.d == nil {
+		return "", errStreamDone
+	}
+	if s.err != nil {
+		return "", s.err
+	}
+	text, err := s.d.partial()
+	if err != nil || text == "" {
+		return "", err
+	}
+	words := strings.Fields(text)
+	for i, w := range words {
+		w = baseWord(w)
+		if s.mode == dialog.ModeDigits && w == "oh" {
+			w = "zero"
+		}
+		words[i] = w
+	}
+	return strings.Join(words, " "), nil
 }
 
 // Close abandons the utterance and releases the decoder; idempotent.
