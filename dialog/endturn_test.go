@@ -1,6 +1,8 @@
 package dialog
 
 import (
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,4 +197,49 @@ func TestEarlyEndThenMoreSpeech(t *testing.T) {
 			t.Errorf("turns %q, want greeting, two caller turns and two replies", got)
 		}
 	})
+}
+
+// TestLaterSentencesWaitForTheQueue checks that a long reply does not
+// synthesize far ahead of what plays: the synthesizer is shared by all
+// calls, and its time goes first to replies that have not started.
+func TestLaterSentencesWaitForTheQueue(t *testing.T) {
+	words := func(n int) string {
+		w := make([]string, n)
+		for i := range w {
+			w[i] = "word"
+		}
+		return strings.Join(w, " ") + "."
+	}
+	// 50 words of 60 ms: 3 s each. The third sentence may only start once
+	// the queue is down to synthAhead (5 s), so after 1 s has played.
+	s1, s2, s3 := "One "+words(49), "Two "+words(49), "Three "+words(49)
+	conv := &fakeConv{greeting: []string{s1, s2, s3}}
+	leg := newFakeLeg(markEchoed("1.3"), step{hangup: true})
+	h := newHarness(t, Config{FillerAfter: -1}, leg, &fakeTranscriber{}, conv)
+	var mu sync.Mutex
+	playedAt := map[string]int{}
+	h.syn.onCall = func(text string) {
+		leg.mu.Lock()
+		n := len(leg.out)
+		leg.mu.Unlock()
+		mu.Lock()
+		playedAt[text] = n
+		mu.Unlock()
+	}
+	if _, err := h.run(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sentence := h.syn.samples(s1)
+	ahead := int(synthAhead.Seconds() * testRate)
+	if playedAt[s2] >= sentence/2 {
+		t.Errorf("second sentence waited until %d samples had played; the queue was below synthAhead", playedAt[s2])
+	}
+	if want := 2*sentence - ahead; playedAt[s3] < want {
+		t.Errorf("third sentence synthesized after %d samples played, want at least %d (queue at most synthAhead)", playedAt[s3], want)
+	}
+	if got := leg.voiceIDs(); !equalInts(got, []int{h.syn.id(s1), h.syn.id(s2), h.syn.id(s3)}) {
+		t.Errorf("sentences played %v", got)
+	}
 }

@@ -290,6 +290,8 @@ type fakeSynth struct {
 	rate   int
 	wordMS int
 	fail   map[string]bool
+	// onCall, when set, sees each sentence as its synthesis starts.
+	onCall func(text string)
 
 	mu     sync.Mutex
 	ids    map[string]int
@@ -326,7 +328,11 @@ func (f *fakeSynth) Synthesize(ctx context.Context, text string, emit func([]int
 	f.mu.Lock()
 	f.calls = append(f.calls, text)
 	fail := f.fail[text]
+	onCall := f.onCall
 	f.mu.Unlock()
+	if onCall != nil {
+		onCall(text)
+	}
 	if fail {
 		return errors.New("fake synth: voice crashed")
 	}

@@ -280,6 +280,12 @@ func (sp *speaker) say(sentence string) error {
 	if sentence == "" {
 		return nil
 	}
+	// Later sentences are made only as the queue drains to synthAhead: the
+	// synthesizer is shared by every call, and a sentence made long before
+	// it plays only delays the first sentence of another caller's reply.
+	if err := sp.waitQueued(int(synthAhead.Seconds() * float64(s.rate))); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if sp.ai.cleared {
 		s.mu.Unlock()
@@ -363,16 +369,18 @@ func (sp *speaker) emit(pcm []int16) error {
 	return err
 }
 
-// write queues leg-rate audio on the playout, waiting while the queue is
-// full so a long reply is produced at the pace it is played.
-func (sp *speaker) write(pcm []int16) error {
-	if len(pcm) == 0 {
-		return nil
-	}
+// synthAhead is how much queued reply audio lets the next sentence wait
+// before it is synthesized: enough to cover synthesizing it on a busy
+// machine, little enough that replies already playing leave the
+// synthesizer to the first sentences of new replies.
+const synthAhead = 5 * time.Second
+
+// waitQueued waits, polling, until the playout holds at most limit
+// samples or nothing at all; it returns ErrInterrupted when the turn ends.
+func (sp *speaker) waitQueued(limit int) error {
 	s := sp.s
-	limit := int(s.cfg.MaxQueue.Seconds() * float64(s.rate))
 	var wait *time.Timer
-	for s.playout.Queued()+len(pcm) > limit && s.playout.Queued() > 0 {
+	for q := s.playout.Queued(); q > limit && q > 0; q = s.playout.Queued() {
 		if wait == nil {
 			wait = time.NewTimer(100 * time.Millisecond)
 			defer wait.Stop()
@@ -384,6 +392,19 @@ func (sp *speaker) write(pcm []int16) error {
 			return ErrInterrupted
 		case <-wait.C:
 		}
+	}
+	return nil
+}
+
+// write queues leg-rate audio on the playout, waiting while the queue is
+// full so a long reply is produced at the pace it is played.
+func (sp *speaker) write(pcm []int16) error {
+	if len(pcm) == 0 {
+		return nil
+	}
+	s := sp.s
+	if err := sp.waitQueued(int(s.cfg.MaxQueue.Seconds()*float64(s.rate)) - len(pcm)); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
