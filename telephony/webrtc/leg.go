@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -215,19 +216,42 @@ func (l *Leg) Clear() error { return nil }
 
 // Hangup tells the page the call ended (it shows "Call ended") and closes
 // the connection; Run returns nil.
-func (l *Leg) Hangup(_ context.Context, reason string) error {
+func (l *Leg) Hangup(ctx context.Context, reason string) error {
 	if l.closed.Load() {
 		return nil
 	}
 	l.log.Info().Str("reason", reason).Msg("webrtc: hanging up")
-	msg, err := json.Marshal(control{Type: controlHangup, Reason: reason})
-	if err == nil {
-		if err := l.peer.SendText(ControlLabel, string(msg)); err != nil {
-			l.log.Debug().Err(err).Msg("webrtc: hang-up message not sent")
-		}
-	}
+	l.sayGoodbye(ctx, reason)
 	l.Close()
 	return nil
+}
+
+// hangupWait bounds the wait for the page's control channel when a call
+// is hung up right after it connected, before the channel opened.
+const hangupWait = time.Second
+
+// sayGoodbye tells the page why the call ends, on the control channel,
+// when the connection is up; the page falls back to noticing the closed
+// connection otherwise.
+func (l *Leg) sayGoodbye(ctx context.Context, reason string) {
+	select {
+	case <-l.peer.Connected():
+	default:
+		return
+	}
+	msg, err := json.Marshal(control{Type: controlHangup, Reason: reason})
+	if err != nil {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, hangupWait)
+	defer cancel()
+	if err := l.peer.WaitChannel(wctx, ControlLabel); err != nil {
+		l.log.Debug().Err(err).Msg("webrtc: no control channel for the hang-up message")
+		return
+	}
+	if err := l.peer.SendText(ControlLabel, string(msg)); err != nil {
+		l.log.Debug().Err(err).Msg("webrtc: hang-up message not sent")
+	}
 }
 
 // Close closes the connection without a goodbye message. It is idempotent.
