@@ -29,6 +29,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 )
@@ -127,11 +128,18 @@ func (c Config) api() (*webrtc.API, *ice.UDPMuxDefault, error) {
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: pcmuCodec, PayloadType: pcmuPayloadType}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, nil, fmt.Errorf("webrtc: register pcmu: %w", err)
 	}
+	// Sender reports only: pion's receiver-report interceptor allocates
+	// twice per inbound packet (it parses every RTP header into a new
+	// map and struct), which the hot path cannot afford. The browser
+	// still gets sender reports for lip-sync and round-trip time; it only
+	// misses parley's loss and jitter figures for the audio it sends.
 	reg := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
-		return nil, nil, fmt.Errorf("webrtc: rtcp reports: %w", err)
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, nil, fmt.Errorf("webrtc: rtcp sender reports: %w", err)
 	}
-	s := webrtc.SettingEngine{}
+	reg.Add(sr)
+	s := webrtc.SettingEngine{LoggerFactory: pionLogs{log: c.Log}}
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	keepAlive := min(2*time.Second, c.ICEDisconnectedTimeout/3)
 	s.SetICETimeouts(c.ICEDisconnectedTimeout, c.ICEDisconnectedTimeout+c.DropTimeout+5*time.Second, keepAlive)
@@ -154,7 +162,7 @@ func (c Config) api() (*webrtc.API, *ice.UDPMuxDefault, error) {
 	}
 	var mux *ice.UDPMuxDefault
 	if c.Socket != nil {
-		mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c.Socket})
+		mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: c.Socket, Logger: pionLogs{log: c.Log}.NewLogger("udpmux")})
 		s.SetICEUDPMux(mux)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s))

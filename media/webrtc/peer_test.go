@@ -46,7 +46,7 @@ func (c *cutConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 
 // connect makes an offering and an answering peer on loopback, connected,
 // with the given data channels.
-func connect(t *testing.T, offerCfg, answerCfg Config, labels ...string) (offerer, answerer *Peer) {
+func connect(t testing.TB, offerCfg, answerCfg Config, labels ...string) (offerer, answerer *Peer) {
 	t.Helper()
 	offerer, offer, err := NewOffer(offerCfg, labels...)
 	if err != nil {
@@ -316,8 +316,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func BenchmarkWriteFrame(b *testing.B) {
-	t := &testing.T{}
-	offerer, answerer := connect(t, testConfig(), testConfig())
+	offerer, answerer := connect(b, testConfig(), testConfig())
 	drained := make(chan struct{})
 	defer func() { _ = offerer.Close(); _ = answerer.Close(); <-drained }()
 	frame := chirp(FrameSamples)

@@ -206,4 +206,27 @@ func TestBrowserCall(t *testing.T) {
 	if shot, err := chromedp.Run(step, chromedp.CaptureScreenshot()); err == nil {
 		_ = os.WriteFile(filepath.Join(artifacts, "call-page-ended.png"), shot, 0o644)
 	}
+
+	// Call again; this time parley hangs up and the page shows it.
+	if err := chromedp.Do(step, chromedp.Click(chromedp.ID("call"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case call = <-calls:
+	case <-step.Done():
+		t.Fatal("the second call never reached the handler")
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`window.parleyCall.state().phase === 'connected'`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("second call not connected: %v", err)
+	}
+	if err := call.leg.Hangup(step, "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, call); err != nil {
+		t.Fatalf("Run after parley hung up = %v, want nil", err)
+	}
+	if _, err := chromedp.Run(step, chromedp.Poll[bool](`document.getElementById('status').textContent === 'Call ended'`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		status, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("status")))
+		t.Fatalf("page status %q after parley hung up, want Call ended", status)
+	}
 }

@@ -72,14 +72,14 @@ type served struct {
 
 // startServer runs a fiber app with a Server on 127.0.0.1:0 whose handler
 // runs each leg with a recorder and hands the call to the test.
-func startServer(t *testing.T, cfg Config, echo bool) (srv *Server, base string, calls chan served) {
+func startServer(t testing.TB, cfg Config, echo bool) (srv *Server, base string, calls chan served) {
 	t.Helper()
 	return startServerCtx(t, cfg, echo, nil)
 }
 
 // startServerCtx is startServer with Run's context replaced by runCtx when
 // it is not nil.
-func startServerCtx(t *testing.T, cfg Config, echo bool, runCtx context.Context) (srv *Server, base string, calls chan served) {
+func startServerCtx(t testing.TB, cfg Config, echo bool, runCtx context.Context) (srv *Server, base string, calls chan served) {
 	t.Helper()
 	calls = make(chan served, 8)
 	if cfg.Peer.ICEDisconnectedTimeout == 0 {
@@ -100,7 +100,7 @@ func startServerCtx(t *testing.T, cfg Config, echo bool, runCtx context.Context)
 }
 
 // serveApp runs srv in a fiber app on 127.0.0.1:0 until the test ends.
-func serveApp(t *testing.T, srv *Server) string {
+func serveApp(t testing.TB, srv *Server) string {
 	t.Helper()
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	srv.Register(app)
@@ -141,7 +141,7 @@ func postOffer(base, sdp string) (int, callResponse, string, error) {
 
 // dial places a call from a Go "browser" (a pion peer that offers PCMU
 // and the page's data channels) and waits until both ends are connected.
-func dial(t *testing.T, base string, cfg mwebrtc.Config, calls chan served) (*mwebrtc.Peer, served, callResponse) {
+func dial(t testing.TB, base string, cfg mwebrtc.Config, calls chan served) (*mwebrtc.Peer, served, callResponse) {
 	t.Helper()
 	browser, offer, err := mwebrtc.NewOffer(cfg, DTMFLabel, ControlLabel)
 	if err != nil {
@@ -172,7 +172,7 @@ func dial(t *testing.T, base string, cfg mwebrtc.Config, calls chan served) (*mw
 }
 
 // waitErr waits for Run's result.
-func waitErr(t *testing.T, call served) error {
+func waitErr(t testing.TB, call served) error {
 	t.Helper()
 	select {
 	case err := <-call.err:

@@ -250,3 +250,32 @@ func TestControlMessageFromParley(t *testing.T) {
 		t.Fatalf("round trip %+v %v", c, err)
 	}
 }
+
+// BenchmarkLegWriteFrame measures one outbound 20 ms frame through the leg
+// (μ-law encoding, RTP, SRTP, UDP) to a connected browser peer.
+func BenchmarkLegWriteFrame(b *testing.B) {
+	_, base, calls := startServer(b, Config{}, false)
+	browser, call, _ := dial(b, base, peerConfig(), calls)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case f := <-browser.Audio():
+				browser.Release(f)
+			case <-browser.Done():
+				return
+			}
+		}
+	}()
+	frame := chirp(160)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := call.leg.WriteFrame(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	_ = browser.Close()
+	<-drained
+}
