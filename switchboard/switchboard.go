@@ -17,6 +17,7 @@ import (
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/escalation"
+	"github.com/parley-ai/parley/redact"
 )
 
 // Options configure a Switchboard.
@@ -27,7 +28,32 @@ type Options struct {
 	Log     zerolog.Logger
 	// OnTurn, when set, also receives every turn (live transcripts for consoles).
 	OnTurn func(parley.Turn)
+	// Redact removes card numbers and similar from turns before they are
+	// stored or shown; nil stores them as said.
+	Redact *redact.Redactor
+	// Metrics, when set, counts calls, turns and decisions.
+	Metrics Observer
 }
+
+// Observer is what the switchboard reports to metrics (web/metrics implements it).
+type Observer interface {
+	CallStarted(ch parley.Channel, phase string)
+	CallPhase(from, to string)
+	CallEnded(ch parley.Channel, outcome parley.Outcome, phase string, d time.Duration)
+	Turn(t parley.Turn)
+	Decision(reasons []string, transfer bool)
+	SessionStats(st dialog.Stats)
+}
+
+// nopObserver is used when no metrics are configured.
+type nopObserver struct{}
+
+func (nopObserver) CallStarted(parley.Channel, string)                              {}
+func (nopObserver) CallPhase(string, string)                                        {}
+func (nopObserver) CallEnded(parley.Channel, parley.Outcome, string, time.Duration) {}
+func (nopObserver) Turn(parley.Turn)                                                {}
+func (nopObserver) Decision([]string, bool)                                         {}
+func (nopObserver) SessionStats(dialog.Stats)                                       {}
 
 // Phase is where a call is in its life.
 type Phase string
@@ -76,6 +102,9 @@ func New(eng dialog.Engines, opt Options) *Switchboard {
 	if opt.Policy == (escalation.Policy{}) {
 		opt.Policy = escalation.DefaultPolicy()
 	}
+	if opt.Metrics == nil {
+		opt.Metrics = nopObserver{}
+	}
 	return &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}}
 }
 
@@ -91,8 +120,16 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	log := sb.opt.Log.With().Str("call_id", info.CallID).Logger()
 	c := &call{info: info, leg: leg, phase: PhaseAI}
 
+	var dlg *redact.Dialogue
+	if sb.opt.Redact != nil {
+		dlg = sb.opt.Redact.Dialogue()
+	}
 	hooks := dialog.Hooks{
 		OnTurn: func(t parley.Turn) {
+			sb.opt.Metrics.Turn(t)
+			if dlg != nil {
+				t = dlg.Turn(t)
+			}
 			c.mu.Lock()
 			c.turns++
 			c.mu.Unlock()
@@ -107,6 +144,7 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 			c.state = d.State
 			c.decisions = append(c.decisions, d)
 			c.mu.Unlock()
+			sb.opt.Metrics.Decision(reasonStrings(d.Reasons), d.Transfer)
 			data, err := json.Marshal(d)
 			if err == nil {
 				sb.write(log, "append decision", func(ctx context.Context) error {
@@ -140,6 +178,7 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	sb.write(log, "create call", func(ctx context.Context) error {
 		return sb.opt.Store.CreateCall(ctx, parley.Call{ID: info.CallID, Channel: info.Channel, From: info.From, To: info.To, StartedAt: info.StartedAt})
 	})
+	sb.opt.Metrics.CallStarted(info.Channel, string(PhaseAI))
 	log.Info().Str("from", info.From).Str("to", info.To).Str("channel", string(info.Channel)).Msg("call answered")
 
 	out, err := c.session.Run(ctx)
@@ -149,6 +188,7 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	c.mu.Lock()
 	c.phase = PhaseEnding
 	c.mu.Unlock()
+	sb.opt.Metrics.CallPhase(string(PhaseAI), string(PhaseEnding))
 	if !out.HungUp && out.Reason != dialog.ReasonCallerHangup && out.Reason != dialog.ReasonDropped {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if err := leg.Hangup(hctx, string(out.Reason)); err != nil {
@@ -160,6 +200,8 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	sb.write(log, "end call", func(ctx context.Context) error {
 		return sb.opt.Store.EndCall(ctx, info.CallID, ended, out.CallOutcome(), string(out.Reason))
 	})
+	sb.opt.Metrics.SessionStats(c.session.Stats())
+	sb.opt.Metrics.CallEnded(info.Channel, out.CallOutcome(), string(PhaseEnding), ended.Sub(info.StartedAt))
 	log.Info().Str("reason", string(out.Reason)).Dur("duration", ended.Sub(info.StartedAt)).Msg("call ended")
 }
 

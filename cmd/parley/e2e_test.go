@@ -292,6 +292,16 @@ func TestDTMFDigitsAndMalformedFramesKeepTheCall(t *testing.T) {
 	if _, _, ok := w.waitReply(ctx, call.Done(), time.Now(), 1200*time.Millisecond, 15*time.Second); !ok {
 		t.Fatal("no reply after malformed frames")
 	}
+	// A whole card number keyed in by mistake must never be stored.
+	for _, k := range "4111111111111111#" {
+		if err := call.SendDTMF(byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(60 * time.Millisecond)
+	}
+	if _, _, ok := w.waitReply(ctx, call.Done(), time.Now(), 1200*time.Millisecond, 15*time.Second); !ok {
+		t.Fatal("no reply to the card number")
+	}
 	for _, k := range "4821" {
 		if err := call.SendDTMF(byte(k)); err != nil {
 			t.Fatal(err)
@@ -320,8 +330,39 @@ func TestDTMFDigitsAndMalformedFramesKeepTheCall(t *testing.T) {
 	if dtmf != "4821" {
 		t.Fatalf("keypad turn %q, turns %+v", dtmf, c.Turns)
 	}
+	for _, tu := range c.Turns {
+		if strings.Contains(tu.DTMF+tu.Text+tu.Intended, "4111111111111111") {
+			t.Fatalf("card number stored unredacted: %+v", tu)
+		}
+	}
 	if compact := strings.ReplaceAll(afterDTMF, " ", ""); !strings.Contains(compact, "4821") {
 		t.Fatalf("the AI did not use the digits: %q", afterDTMF)
+	}
+}
+
+func TestMetricsAreServed(t *testing.T) {
+	d := dialer()
+	call, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	storedCall(t, call.CallSID)
+	resp, err := http.Get(testServer.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{"parley_calls_started_total", "parley_turns_total", "parley_stage_latency_seconds_bucket", "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -13,18 +13,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/configs"
 	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/escalation"
+	"github.com/parley-ai/parley/redact"
 	"github.com/parley-ai/parley/store"
 	"github.com/parley-ai/parley/store/postgres"
 	"github.com/parley-ai/parley/store/sqlite"
 	"github.com/parley-ai/parley/switchboard"
 	"github.com/parley-ai/parley/telephony/twilio"
 	"github.com/parley-ai/parley/web"
+	"github.com/parley-ai/parley/web/metrics"
 )
 
 // drainTimeout bounds how long a stopping server lets live calls finish.
@@ -55,7 +59,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return srv.serve(ctx, ln)
 }
 
-// serverLogger writes JSON logs, or readable ones on a terminal.
+// pii is the redaction every server applies to stored turns and logs.
+var pii = redact.New(redact.Policy{})
+
+// serverLogger writes JSON logs, or readable ones on a terminal, with card
+// numbers and similar removed from every string field.
 func serverLogger(w io.Writer, level string) zerolog.Logger {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
@@ -66,19 +74,20 @@ func serverLogger(w io.Writer, level string) zerolog.Logger {
 			w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 		}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	return zerolog.New(pii.LogWriter(w)).Level(lvl).With().Timestamp().Logger()
 }
 
 // server is one parley node: engines, store, switchboard and the HTTP app.
 type server struct {
-	cfg    *configs.Config
-	log    zerolog.Logger
-	eng    *engines
-	base   parley.Store // the database
-	store  *store.Async // non-blocking writes in front of it
-	sb     *switchboard.Switchboard
-	tw     *twilio.Server
-	health *web.Health
+	cfg     *configs.Config
+	log     zerolog.Logger
+	eng     *engines
+	base    parley.Store // the database
+	store   *store.Async // non-blocking writes in front of it
+	sb      *switchboard.Switchboard
+	metrics *metrics.Metrics
+	tw      *twilio.Server
+	health  *web.Health
 }
 
 func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*server, error) {
@@ -96,6 +105,14 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 	}
 	s := &server{cfg: cfg, log: log, eng: eng, base: base}
 	s.store = store.NewAsync(base, store.AsyncOptions{Log: log})
+	// A registry per server: tests run several servers in one process.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = metrics.New(reg)
+	s.metrics.WatchStore(func() metrics.StoreCounters {
+		st := s.store.Stats()
+		return metrics.StoreCounters{Written: st.Written, Dropped: st.Dropped, Failed: st.Failed, Pending: st.Pending}
+	})
 	engs, err := remoteEngines(cfg, eng.dialog(), eng.kb, s.store, log)
 	if err != nil {
 		s.close()
@@ -110,9 +127,11 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 			BargeInMinSpeech: cfg.Dialog.BargeInMinSpeech,
 			MaxCallDuration:  cfg.Dialog.MaxCallDuration,
 		},
-		Policy: escalation.DefaultPolicy(),
-		Store:  s.store,
-		Log:    log,
+		Policy:  escalation.DefaultPolicy(),
+		Store:   s.store,
+		Log:     log,
+		Redact:  pii,
+		Metrics: s.metrics,
 	})
 	s.health = web.NewHealth(s.sb.Active)
 	s.tw, err = twilio.NewServer(twilio.Config{
@@ -158,6 +177,7 @@ func (s *server) onStatus(ev twilio.StatusEvent) {
 // get drainTimeout to finish, then everything is closed in order.
 func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	app := web.New(s.health, s.log)
+	app.Get("/metrics", s.metrics.Handler())
 	s.tw.Register(app)
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listener(ln) }()
