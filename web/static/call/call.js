@@ -79,12 +79,14 @@
       call.mic.getAudioTracks().forEach((t) => pc.addTrack(t, call.mic));
       call.dtmf = pc.createDataChannel('dtmf');
       call.control = pc.createDataChannel('control');
+      // Events of an earlier call's channels must not end this one.
       call.control.onmessage = (e) => {
+        if (call.pc !== pc) return;
         let m = null;
         try { m = JSON.parse(e.data); } catch (_) { return; }
         if (m && m.type === 'hangup') end('Call ended');
       };
-      call.control.onclose = () => end('Call ended');
+      call.control.onclose = () => { if (call.pc === pc) end('Call ended'); };
       pc.ontrack = (e) => {
         ui.remote.srcObject = e.streams[0] || new MediaStream([e.track]);
         ui.remote.play().catch(() => {});
