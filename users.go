@@ -16,9 +16,6 @@ const (
 	RoleAdmin      Role = "admin"      // manages users and configuration
 )
 
-// Roles lists every known role, for validation and help texts.
-var Roles = []Role{RoleAgent, RoleSupervisor, RoleAdmin}
-
 // Valid reports whether r is one of the known roles.
 func (r Role) Valid() bool {
 	switch r {
