@@ -203,13 +203,7 @@ func TestEarlyEndThenMoreSpeech(t *testing.T) {
 // synthesize far ahead of what plays: the synthesizer is shared by all
 // calls, and its time goes first to replies that have not started.
 func TestLaterSentencesWaitForTheQueue(t *testing.T) {
-	words := func(n int) string {
-		w := make([]string, n)
-		for i := range w {
-			w[i] = "word"
-		}
-		return strings.Join(w, " ") + "."
-	}
+	words := wordsOf
 	// 50 words of 60 ms: 3 s each. The third sentence may only start once
 	// the queue is down to synthAhead (5 s), so after 1 s has played.
 	s1, s2, s3 := "One "+words(49), "Two "+words(49), "Three "+words(49)
@@ -242,4 +236,60 @@ func TestLaterSentencesWaitForTheQueue(t *testing.T) {
 	if got := leg.voiceIDs(); !equalInts(got, []int{h.syn.id(s1), h.syn.id(s2), h.syn.id(s3)}) {
 		t.Errorf("sentences played %v", got)
 	}
+}
+
+// TestLaterSentencesYieldToFirstAudio checks that while another reply in
+// the process waits for its first audio, a sentence that would only queue
+// more audio ahead of playback waits until its own queue is down to
+// yieldFloor. It changes process-wide state, so it must not run in
+// parallel with other sessions.
+func TestLaterSentencesYieldToFirstAudio(t *testing.T) {
+	s1, s2 := "One "+wordsOf(49), "Two "+wordsOf(49) // 3 s each
+	for _, other := range []bool{false, true} {
+		conv := &fakeConv{greeting: []string{s1, s2}}
+		leg := newFakeLeg(markEchoed("1.2"), step{hangup: true})
+		h := newHarness(t, Config{FillerAfter: -1}, leg, &fakeTranscriber{}, conv)
+		var mu sync.Mutex
+		at := -1
+		h.syn.onCall = func(text string) {
+			if text != s2 {
+				return
+			}
+			leg.mu.Lock()
+			n := len(leg.out)
+			leg.mu.Unlock()
+			mu.Lock()
+			at = n
+			mu.Unlock()
+		}
+		if other {
+			awaiting.Add(1) // another call's reply has no audio yet
+		}
+		_, err := h.run()
+		if other {
+			awaiting.Add(-1)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		played := at
+		mu.Unlock()
+		sentence := h.syn.samples(s1)
+		floor := int(yieldFloor.Seconds() * testRate)
+		switch {
+		case other && played < sentence-floor:
+			t.Errorf("with another reply waiting, the second sentence started after %d samples played, want at least %d", played, sentence-floor)
+		case !other && played >= sentence-floor:
+			t.Errorf("alone, the second sentence waited until %d samples played", played)
+		}
+		if got := leg.voiceIDs(); !equalInts(got, []int{h.syn.id(s1), h.syn.id(s2)}) {
+			t.Errorf("sentences played %v", got)
+		}
+	}
+}
+
+// wordsOf returns n words and a full stop.
+func wordsOf(n int) string {
+	return strings.TrimSuffix(strings.Repeat("word ", n), " ") + "."
 }

@@ -25,8 +25,12 @@ const (
 	dtmfEcho = 500 * time.Millisecond
 	// maxDigits ends a keypad turn that goes on without '#' or a pause.
 	maxDigits = 32
-	// partialEvery is how many frames apart the partial hypothesis is read.
+	// partialEvery is how many frames apart the partial hypothesis is read
+	// while deciding a barge-in.
 	partialEvery = 5
+	// earlyEvery is how many frames apart it is read while an incomplete
+	// turn waits in its trailing pause.
+	earlyEvery = 2
 	// hangupTimeout bounds the leg's Hangup request.
 	hangupTimeout = 5 * time.Second
 	// resumeOnsetFrames is how long after the resume window an onset may
@@ -49,7 +53,8 @@ type utterance struct {
 	duringAI  bool // it began while the AI was speaking or thinking
 	bargedIn  bool // it interrupted the AI
 	tainted   bool // it overlaps a key press (the key's tone)
-	nextCheck int  // frame count of the next partial-hypothesis check
+	nextCheck int  // frame count of the next partial-hypothesis check (barge-in)
+	nextEarly int  // frame count of the next partial-hypothesis check (early end of turn)
 	// prev is the earlier part of the same caller turn, ended early and
 	// merged back when the caller went on speaking; its transcript comes
 	// before this one's.
@@ -395,13 +400,16 @@ func (l *loop) earlyEndDue() bool {
 		early *= 2
 	}
 	sil := l.ep.TrailingSilence()
-	if sil < early || sil >= l.ep.EndSilence() {
+	if sil < early || sil >= l.ep.EndSilence() || u.frames < u.nextEarly {
 		return false
 	}
 	ps, ok := u.stream.(PartialStream)
 	if !ok {
 		return false
 	}
+	// The first check comes as soon as the pause is long enough; while the
+	// words stay incomplete, the hypothesis is read again every other frame.
+	u.nextEarly = u.frames + earlyEvery
 	text, err := ps.Partial()
 	return err == nil && turnLooksComplete(text, u.mode)
 }

@@ -151,7 +151,9 @@ func (ai *aiTurn) heard(pos int64, interruptedAt bool) (heard, full string) {
 func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, ai *aiTurn, out *media.Resampler) {
 	d := turnDone{job: job, ai: ai}
 	sp := speaker{s: s, ctx: ctx, ai: ai, res: out}
+	awaiting.Add(1)
 	defer func() {
+		sp.firstOut()
 		job.close()
 		d.interrupted = ctx.Err() != nil
 		s.doneCh <- d
@@ -265,6 +267,9 @@ type speaker struct {
 	buf []int16
 	idx int  // sentence being synthesized
 	any bool // this sentence produced audio
+	// outDone: the reply's first audio was written or the turn ended
+	// (awaiting no longer counts it).
+	outDone bool
 }
 
 // say synthesizes one sentence and queues it behind the reply so far,
@@ -284,6 +289,9 @@ func (sp *speaker) say(sentence string) error {
 	// synthesizer is shared by every call, and a sentence made long before
 	// it plays only delays the first sentence of another caller's reply.
 	if err := sp.waitQueued(int(synthAhead.Seconds() * float64(s.rate))); err != nil {
+		return err
+	}
+	if err := sp.yield(); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -375,6 +383,49 @@ func (sp *speaker) emit(pcm []int16) error {
 // synthesizer to the first sentences of new replies.
 const synthAhead = 5 * time.Second
 
+// awaiting counts the replies in this process that have not written their
+// first audio yet: the latency the caller waits for. Sentences that only
+// fill the queue ahead of playback give them the CPU and the synthesizer.
+var awaiting atomic.Int64
+
+// yieldFloor is the queued audio below which a sentence no longer yields
+// to other calls' first sentences, so its own reply never runs dry.
+const yieldFloor = 2 * time.Second
+
+// firstOut marks this reply's first audio as written (or the turn as
+// over); it runs once per turn.
+func (sp *speaker) firstOut() {
+	if !sp.outDone {
+		sp.outDone = true
+		awaiting.Add(-1)
+	}
+}
+
+// yield holds a sentence that follows queued audio while another reply
+// waits for its first audio, unless the queue is down to yieldFloor.
+func (sp *speaker) yield() error {
+	s := sp.s
+	floor := int(yieldFloor.Seconds() * float64(s.rate))
+	var wait *time.Timer
+	for awaiting.Load() > 0 && s.playout.Queued() > floor {
+		if wait == nil {
+			wait = time.NewTimer(yieldPoll)
+			defer wait.Stop()
+		} else {
+			wait.Reset(yieldPoll)
+		}
+		select {
+		case <-sp.ctx.Done():
+			return ErrInterrupted
+		case <-wait.C:
+		}
+	}
+	return nil
+}
+
+// yieldPoll is how often a yielding sentence looks again.
+const yieldPoll = 20 * time.Millisecond
+
 // waitQueued waits, polling, until the playout holds at most limit
 // samples or nothing at all; it returns ErrInterrupted when the turn ends.
 func (sp *speaker) waitQueued(limit int) error {
@@ -414,6 +465,7 @@ func (sp *speaker) write(pcm []int16) error {
 	if !sp.ai.hasAudio {
 		sp.ai.hasAudio = true
 		s.armFirst.Store(true)
+		sp.firstOut()
 	}
 	if err := s.playout.Write(pcm); err != nil {
 		return fmt.Errorf("dialog: queue reply audio: %w", err)
