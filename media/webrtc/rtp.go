@@ -62,7 +62,10 @@ func (p *packetizer) packet(pcm []int16, now time.Time) *rtp.Packet {
 		p.due = now
 	case now.Sub(p.due) > pauseAfter:
 		gap := now.Sub(p.due)
+		// Whole frames, so timestamps stay on the 20 ms grid the far end
+		// reframes on.
 		skip := uint32(int64(gap) * SampleRate / int64(time.Second))
+		skip -= skip % uint32(FrameSamples)
 		p.nextTS += skip
 		p.due = p.due.Add(time.Duration(skip) * time.Second / SampleRate)
 		marker = true

@@ -26,6 +26,7 @@ func TestPacketizerTimeline(t *testing.T) {
 		{"burst lead then pacing", []write{{0, 0, true}, {0, 160, false}, {20 * time.Millisecond, 320, false}, {40 * time.Millisecond, 480, false}}},
 		{"jitter below the pause threshold", []write{{0, 0, true}, {90 * time.Millisecond, 160, false}}},
 		{"pause of one second", []write{{0, 0, true}, {20 * time.Millisecond, 160, false}, {1040 * time.Millisecond, 8320, true}, {1060 * time.Millisecond, 8480, false}}},
+		{"pause rounds down to whole frames", []write{{0, 0, true}, {20 * time.Millisecond, 160, false}, {1033 * time.Millisecond, 8160, true}}},
 		{"two pauses", []write{{0, 0, true}, {500 * time.Millisecond, 4000, true}, {2 * time.Second, 16000, true}}},
 	}
 	for _, tc := range tests {

@@ -220,6 +220,21 @@ func bestCorrelation(want, got []int16) float64 {
 	return best
 }
 
+// segmentsFound splits want into n pieces and counts those found in got
+// with a normalized correlation of at least min. A piece the machine's
+// load cost (a frame dropped because the reader was descheduled for half
+// a second) fails alone; broken audio fails them all.
+func segmentsFound(want, got []int16, n int, min float64) int {
+	size := len(want) / n
+	found := 0
+	for i := range n {
+		if bestCorrelation(want[i*size:(i+1)*size], got) >= min {
+			found++
+		}
+	}
+	return found
+}
+
 // stripGaps removes runs of at least 40 exact-zero samples: the silence a
 // receiver inserts where the sender's timeline jumped (a sender stalled by
 // a loaded machine: real-time behaviour, not lost audio). Sent audio is

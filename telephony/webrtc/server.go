@@ -121,9 +121,12 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	// In parallel: each goodbye may wait briefly for its data channel.
+	var hung sync.WaitGroup
 	for _, l := range legs {
-		_ = l.Hangup(context.Background(), "server shutting down")
+		hung.Go(func() { _ = l.Hangup(context.Background(), "server shutting down") })
 	}
+	hung.Wait()
 	s.wg.Wait()
 }
 
