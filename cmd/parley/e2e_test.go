@@ -6,12 +6,14 @@ package main
 // caller heard.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"strings"
@@ -363,6 +365,55 @@ func TestMetricsAreServed(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("/metrics lacks %s", want)
 		}
+	}
+}
+
+func TestCallHistoryNeedsASupervisor(t *testing.T) {
+	// No session: 401 and no transcript.
+	resp, err := http.Get(testServer.url + "/api/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated /api/calls: %d", resp.StatusCode)
+	}
+	// A supervisor created as `parley users add` does logs in and sees calls.
+	d := dialer()
+	d.From = "+14155550177"
+	call, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	call.Hangup()
+	storedCall(t, call.CallSID)
+	var out, errb bytes.Buffer
+	c := cli{
+		stdin:  strings.NewReader("correct horse battery\n"),
+		getenv: func(k string) string { return map[string]string{"PARLEY_DATA_DIR": testServer.srv.cfg.DataDir}[k] },
+		stdout: &out, stderr: &errb,
+	}
+	if err := c.users(context.Background(), []string{"add", "sue", "--role", "supervisor", "--password-stdin"}); err != nil {
+		t.Fatalf("users add: %v %s", err, errb.String())
+	}
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	resp, err = cl.Post(testServer.url+"/api/login", "application/json", strings.NewReader(`{"name":"sue","password":"correct horse battery"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("login: %d", resp.StatusCode)
+	}
+	resp, err = cl.Get(testServer.url + "/api/calls?number=%2B14155550177")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), call.CallSID) {
+		t.Fatalf("/api/calls as supervisor: %d %s", resp.StatusCode, body)
 	}
 }
 

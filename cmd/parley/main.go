@@ -7,6 +7,8 @@
 //	parley say TEXT -o out.wav                text to speech
 //	parley nlu eval --train FILE --test FILE  train and score the intent classifier
 //	parley bench calls --concurrency N --duration D
+//	parley users add NAME --role agent|supervisor|admin
+//	parley calls export --from DATE --to DATE | forget NUMBER
 //
 // This is the only package that wires concrete types together.
 package main
@@ -36,6 +38,8 @@ func commands() []command {
 		{"say", "text to speech: say TEXT -o out.wav [--voice slt]", runSay},
 		{"nlu", "intent classifier: nlu eval --train FILE --test FILE", runNLU},
 		{"bench", "measure: bench calls --concurrency N --duration D [--to URL]", runBench},
+		{"users", "console accounts: users add NAME --role agent|supervisor|admin [--skills a,b] [--password-stdin] | list | remove NAME", runUsers},
+		{"calls", "call history: calls export [--from DATE] [--to DATE] [-o FILE] | forget NUMBER [--yes]", runCalls},
 	}
 }
 

@@ -28,6 +28,8 @@ import (
 	"github.com/parley-ai/parley/switchboard"
 	"github.com/parley-ai/parley/telephony/twilio"
 	"github.com/parley-ai/parley/web"
+	"github.com/parley-ai/parley/web/api"
+	"github.com/parley-ai/parley/web/auth"
 	"github.com/parley-ai/parley/web/metrics"
 )
 
@@ -178,6 +180,15 @@ func (s *server) onStatus(ev twilio.StatusEvent) {
 func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	app := web.New(s.health, s.log)
 	app.Get("/metrics", s.metrics.Handler())
+	// Console accounts live in the database itself (logins are not on the
+	// media path, so they skip the async writer).
+	users, ok := s.base.(parley.UserStore)
+	if !ok {
+		return fmt.Errorf("store %T keeps no users", s.base)
+	}
+	a := auth.New(users, auth.Config{PublicURL: s.cfg.PublicURL, Log: s.log})
+	a.Register(app)                   // POST /api/login, POST /api/logout, GET /api/me
+	api.Calls(s.store, a, s.log)(app) // GET /api/calls, GET /api/calls/:id (supervisors)
 	s.tw.Register(app)
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listener(ln) }()
