@@ -51,9 +51,18 @@ type Config struct {
 	KB        KBConf `yaml:"kb"`
 	Speech    Speech `yaml:"speech"`
 	Dialog    Dialog `yaml:"dialog"`
+	WebRTC    WebRTC `yaml:"webrtc"`
 	LLM       Remote `yaml:"llm"`
 	STT       Remote `yaml:"stt"`
 	TTS       Remote `yaml:"tts"`
+}
+
+// WebRTC configures browser callers' media.
+type WebRTC struct {
+	Loopback bool     `yaml:"loopback"`
+	NATIPs   []string `yaml:"nat_ips"`
+	PortMin  uint16   `yaml:"port_min"`
+	PortMax  uint16   `yaml:"port_max"`
 }
 
 // Remote is an OpenAI-compatible provider for one stage. An empty BaseURL
@@ -117,6 +126,11 @@ var envVars = []struct {
 		return err
 	}},
 	{"PARLEY_TTS_VOICE", "speech.voice", func(c *Config, v string) error { c.Speech.Voice = v; return nil }},
+	{"PARLEY_WEBRTC_LOOPBACK", "webrtc.loopback", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.WebRTC.Loopback = b
+		return err
+	}},
 	{"PARLEY_LLM_BASE_URL", "llm.base_url", func(c *Config, v string) error { c.LLM.BaseURL = v; return nil }},
 	{"PARLEY_LLM_MODEL", "llm.model", func(c *Config, v string) error { c.LLM.Model = v; return nil }},
 	{"PARLEY_LLM_API_KEY", "llm.api_key", func(c *Config, v string) error { c.LLM.APIKey = v; return nil }},
@@ -274,6 +288,14 @@ func (c *Config) validate() error {
 	case "slt", "kal", "rms", "awb":
 	default:
 		return &KeyError{"speech.voice", c.Speech.Voice, "want slt, kal, rms or awb"}
+	}
+	if c.WebRTC.PortMin > c.WebRTC.PortMax {
+		return &KeyError{"webrtc.port_min", strconv.Itoa(int(c.WebRTC.PortMin)), "must not exceed webrtc.port_max"}
+	}
+	for _, ip := range c.WebRTC.NATIPs {
+		if net.ParseIP(ip) == nil {
+			return &KeyError{"webrtc.nat_ips", ip, "not an IP address"}
+		}
 	}
 	for _, r := range []struct {
 		key string

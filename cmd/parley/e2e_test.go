@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +26,11 @@ import (
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/configs"
 	"github.com/parley-ai/parley/dialog/flite"
+	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/media"
+	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 	"github.com/parley-ai/parley/telephony/twilio"
+	twebrtc "github.com/parley-ai/parley/telephony/webrtc"
 )
 
 const e2eToken = "e2e-auth-token-0123456789abcdef"
@@ -66,6 +70,7 @@ func runWithServer(m *testing.M) (int, error) {
 		"PARLEY_DATA_DIR":          dir,
 		"PARLEY_TWILIO_AUTH_TOKEN": e2eToken,
 		"PARLEY_LOG_LEVEL":         "warn",
+		"PARLEY_WEBRTC_LOOPBACK":   "true",
 	}
 	cfg, err := configs.Load("", func(k string) string { return env[k] })
 	if err != nil {
@@ -502,5 +507,98 @@ func TestSilenceRepromptsThenSaysGoodbye(t *testing.T) {
 	}
 	if len(ai) < 3 || !strings.Contains(strings.ToLower(ai[len(ai)-1]), "goodbye") {
 		t.Fatalf("AI turns of a silent call: %q", ai)
+	}
+}
+
+// A browser caller (WebRTC, what the /call page does) reaches the same AI.
+func TestBrowserCallerTalksToTheAI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	browser, offer, err := mwebrtc.NewOffer(mwebrtc.Config{LoopbackOnly: true}, twebrtc.DTMFLabel, twebrtc.ControlLabel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer browser.Close()
+	body, _ := json.Marshal(map[string]string{"type": "offer", "sdp": offer})
+	resp, err := http.Post(testServer.url+twebrtc.CallPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		SDP    string `json:"sdp"`
+		CallID string `json:"call_id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&answer)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || answer.CallID == "" {
+		t.Fatalf("offer: %d %v %+v", resp.StatusCode, err, answer)
+	}
+	if err := browser.SetAnswer(answer.SDP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-browser.Connected():
+	case <-ctx.Done():
+		t.Fatal("browser never connected")
+	}
+	// listen collects what the browser hears until quiet after some audio.
+	listen := func() []int16 {
+		var got []int16
+		quiet := time.NewTimer(10 * time.Second)
+		for {
+			select {
+			case f := <-browser.Audio():
+				got = append(got, f...)
+				browser.Release(f)
+				quiet.Reset(1200 * time.Millisecond)
+			case <-quiet.C:
+				return got
+			case <-ctx.Done():
+				return got
+			}
+		}
+	}
+	heard := func(pcm []int16) string {
+		tr, err := testServer.srv.eng.stt.TranscribePCM(ctx, pcm, 8000, dialog.ModeOpen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Text
+	}
+	if g := heard(listen()); !hasAll(g, "automated", "help you today") {
+		t.Fatalf("browser did not hear the greeting: %q", g)
+	}
+	q := speak(t, "what are your opening hours")
+	tick := time.NewTicker(20 * time.Millisecond)
+	for i := 0; i+160 <= len(q); i += 160 {
+		<-tick.C
+		if err := browser.WriteFrame(q[i : i+160]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	silence := make([]int16, 160)
+	done := make(chan struct{})
+	go func() { // keep the line open as a real microphone does
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				browser.WriteFrame(silence)
+			}
+		}
+	}()
+	a := heard(listen())
+	close(done)
+	if !hasAll(a, "open", "day") {
+		t.Fatalf("browser did not hear the opening-hours answer: %q", a)
+	}
+	if err := browser.SendText(twebrtc.ControlLabel, `{"type":"hangup"}`); err != nil {
+		t.Fatal(err)
+	}
+	c := storedCall(t, answer.CallID)
+	if c.Channel != parley.ChannelWebRTC || c.Outcome != parley.OutcomeResolved {
+		t.Fatalf("stored browser call: %+v", c)
 	}
 }

@@ -21,12 +21,14 @@ import (
 	"github.com/parley-ai/parley/configs"
 	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/escalation"
+	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 	"github.com/parley-ai/parley/redact"
 	"github.com/parley-ai/parley/store"
 	"github.com/parley-ai/parley/store/postgres"
 	"github.com/parley-ai/parley/store/sqlite"
 	"github.com/parley-ai/parley/switchboard"
 	"github.com/parley-ai/parley/telephony/twilio"
+	twebrtc "github.com/parley-ai/parley/telephony/webrtc"
 	"github.com/parley-ai/parley/web"
 	"github.com/parley-ai/parley/web/api"
 	"github.com/parley-ai/parley/web/auth"
@@ -89,6 +91,7 @@ type server struct {
 	sb      *switchboard.Switchboard
 	metrics *metrics.Metrics
 	tw      *twilio.Server
+	wr      *twebrtc.Server
 	health  *web.Health
 }
 
@@ -147,6 +150,18 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		s.close()
 		return nil, err
 	}
+	s.wr, err = twebrtc.NewServer(twebrtc.Config{Peer: mwebrtc.Config{
+		LoopbackOnly: cfg.WebRTC.Loopback,
+		NAT1To1IPs:   cfg.WebRTC.NATIPs,
+		PortMin:      cfg.WebRTC.PortMin,
+		PortMax:      cfg.WebRTC.PortMax,
+		Log:          log,
+	}}, func(ctx context.Context, leg *twebrtc.Leg) { s.sb.Handle(ctx, leg) }, log)
+	if err != nil {
+		s.tw.Close()
+		s.close()
+		return nil, fmt.Errorf("webrtc: %w", err)
+	}
 	return s, nil
 }
 
@@ -190,6 +205,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	a.Register(app)                   // POST /api/login, POST /api/logout, GET /api/me
 	api.Calls(s.store, a, s.log)(app) // GET /api/calls, GET /api/calls/:id (supervisors)
 	s.tw.Register(app)
+	s.wr.Register(app) // GET /call (the customer page), POST /api/webrtc/call
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listener(ln) }()
 	var err error
@@ -205,6 +221,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	}
 	cancel()
 	s.tw.Close()
+	s.wr.Close()
 	if serr := app.ShutdownWithTimeout(5 * time.Second); serr != nil && err == nil {
 		err = serr
 	}
