@@ -25,8 +25,8 @@ import (
 
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/configs"
-	"github.com/parley-ai/parley/dialog/flite"
 	"github.com/parley-ai/parley/dialog"
+	"github.com/parley-ai/parley/dialog/flite"
 	"github.com/parley-ai/parley/media"
 	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 	"github.com/parley-ai/parley/telephony/twilio"
