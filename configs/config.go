@@ -72,6 +72,9 @@ type Remote struct {
 	Model   string `yaml:"model"`
 	APIKey  string `yaml:"api_key"`
 	Voice   string `yaml:"voice,omitempty"`
+	// Deadline bounds the stage's first result (LLM first token, STT
+	// transcript, TTS first audio); 0 keeps the engine's default.
+	Deadline time.Duration `yaml:"deadline"`
 }
 
 // Enabled reports whether the stage uses the remote provider.
@@ -309,6 +312,9 @@ func (c *Config) validate() error {
 		}
 		if u, err := url.Parse(r.r.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return &KeyError{r.key + ".base_url", r.r.BaseURL, "want an http(s) URL, e.g. https://api.openai.com/v1"}
+		}
+		if r.r.Deadline < 0 || r.r.Deadline > time.Minute {
+			return &KeyError{r.key + ".deadline", r.r.Deadline.String(), "want between 0 (engine default) and 1m"}
 		}
 		if r.r.Model == "" {
 			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}

@@ -63,6 +63,8 @@ func remoteEngines(cfg *configs.Config, e dialog.Engines, k *kb.Engine, st parle
 			APIKey:   cfg.LLM.APIKey,
 			Persona:  fmt.Sprintf("You are the phone assistant of %s, answering customers' calls.", k.KB().Company.Name),
 			Greeting: k.KB().Company.Greeting,
+			// The deadline is per stage; the session's filler covers the wait.
+			FirstTokenDeadline: cfg.LLM.Deadline,
 		}, openai.Deps{Knowledge: kbKnowledge{k}, History: storeHistory{st}, Log: log})
 		if err != nil {
 			return e, fmt.Errorf("llm: %w", err)
@@ -71,7 +73,7 @@ func remoteEngines(cfg *configs.Config, e dialog.Engines, k *kb.Engine, st parle
 		log.Info().Str("model", cfg.LLM.Model).Str("base_url", cfg.LLM.BaseURL).Msg("LLM answers calls; the knowledge base is the fallback")
 	}
 	if cfg.STT.Enabled() {
-		t, err := openai.NewTranscriber(openai.STTConfig{BaseURL: cfg.STT.BaseURL, Model: cfg.STT.Model, APIKey: cfg.STT.APIKey, Log: log})
+		t, err := openai.NewTranscriber(openai.STTConfig{BaseURL: cfg.STT.BaseURL, Model: cfg.STT.Model, APIKey: cfg.STT.APIKey, Deadline: cfg.STT.Deadline, Log: log})
 		if err != nil {
 			return e, fmt.Errorf("stt: %w", err)
 		}
@@ -79,7 +81,7 @@ func remoteEngines(cfg *configs.Config, e dialog.Engines, k *kb.Engine, st parle
 		log.Info().Str("model", cfg.STT.Model).Msg("remote speech recognition")
 	}
 	if cfg.TTS.Enabled() {
-		s, err := openai.NewSynthesizer(openai.TTSConfig{BaseURL: cfg.TTS.BaseURL, Model: cfg.TTS.Model, APIKey: cfg.TTS.APIKey, Voice: cfg.TTS.Voice, Log: log})
+		s, err := openai.NewSynthesizer(openai.TTSConfig{BaseURL: cfg.TTS.BaseURL, Model: cfg.TTS.Model, APIKey: cfg.TTS.APIKey, Voice: cfg.TTS.Voice, FirstAudioDeadline: cfg.TTS.Deadline, Log: log})
 		if err != nil {
 			return e, fmt.Errorf("tts: %w", err)
 		}

@@ -123,15 +123,21 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		s.close()
 		return nil, err
 	}
+	sess := dialog.Config{
+		EndSilence:       cfg.Dialog.EndSilence,
+		DigitsEndSilence: cfg.Dialog.DigitsEndSilence,
+		YesNoEndSilence:  cfg.Dialog.YesNoEndSilence,
+		NoInputTimeout:   cfg.Dialog.NoInputTimeout,
+		BargeInMinSpeech: cfg.Dialog.BargeInMinSpeech,
+		MaxCallDuration:  cfg.Dialog.MaxCallDuration,
+	}
+	if cfg.LLM.Enabled() {
+		// A remote model is slower than the knowledge base: the caller hears
+		// "one moment" before the first-token deadline, never dead air.
+		sess.FillerAfter = 800 * time.Millisecond
+	}
 	s.sb = switchboard.New(engs, switchboard.Options{
-		Session: dialog.Config{
-			EndSilence:       cfg.Dialog.EndSilence,
-			DigitsEndSilence: cfg.Dialog.DigitsEndSilence,
-			YesNoEndSilence:  cfg.Dialog.YesNoEndSilence,
-			NoInputTimeout:   cfg.Dialog.NoInputTimeout,
-			BargeInMinSpeech: cfg.Dialog.BargeInMinSpeech,
-			MaxCallDuration:  cfg.Dialog.MaxCallDuration,
-		},
+		Session: sess,
 		Policy:  escalation.DefaultPolicy(),
 		Store:   s.store,
 		Log:     log,

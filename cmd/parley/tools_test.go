@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +99,38 @@ func TestUnknownCommandFails(t *testing.T) {
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), []string{"frobnicate"}, &out, &errb); err == nil || !strings.Contains(errb.String(), "commands:") {
 		t.Fatalf("unknown command: %v %q", err, errb.String())
+	}
+}
+
+// With PARLEY_LLM_* set, chat talks to the OpenAI-compatible server.
+func TestChatUsesTheConfiguredLLM(t *testing.T) {
+	var asked bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/chat/completions" {
+			http.NotFound(w, r)
+			return
+		}
+		asked = true
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, piece := range []string{"You can freeze", " your card in the app. ", "Anything else?"} {
+			b, _ := json.Marshal(map[string]any{"id": "c1", "object": "chat.completion.chunk", "model": "m",
+				"choices": []map[string]any{{"index": 0, "delta": map[string]string{"content": piece}}}})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+		}
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	t.Setenv("PARLEY_LLM_BASE_URL", srv.URL+"/v1")
+	t.Setenv("PARLEY_LLM_MODEL", "test-model")
+	t.Setenv("PARLEY_LLM_API_KEY", "sk-secret-test-key")
+	var out, errb bytes.Buffer
+	if err := chat(context.Background(), nil, strings.NewReader("I lost my card\n"), &out, &errb); err != nil {
+		t.Fatalf("chat: %v %s", err, errb.String())
+	}
+	if !asked || !strings.Contains(out.String(), "AI: You can freeze your card in the app.") {
+		t.Fatalf("LLM not used (asked=%v):\n%s", asked, out.String())
+	}
+	if strings.Contains(out.String()+errb.String(), "sk-secret-test-key") {
+		t.Fatal("API key printed")
 	}
 }
