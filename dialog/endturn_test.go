@@ -238,57 +238,6 @@ func TestLaterSentencesWaitForTheQueue(t *testing.T) {
 	}
 }
 
-// TestLaterSentencesYieldToFirstAudio checks that while another reply in
-// the process waits for its first audio, a sentence that would only queue
-// more audio ahead of playback waits until its own queue is down to
-// yieldFloor. It changes process-wide state, so it must not run in
-// parallel with other sessions.
-func TestLaterSentencesYieldToFirstAudio(t *testing.T) {
-	s1, s2 := "One "+wordsOf(49), "Two "+wordsOf(49) // 3 s each
-	for _, other := range []bool{false, true} {
-		conv := &fakeConv{greeting: []string{s1, s2}}
-		leg := newFakeLeg(markEchoed("1.2"), step{hangup: true})
-		h := newHarness(t, Config{FillerAfter: -1}, leg, &fakeTranscriber{}, conv)
-		var mu sync.Mutex
-		at := -1
-		h.syn.onCall = func(text string) {
-			if text != s2 {
-				return
-			}
-			leg.mu.Lock()
-			n := len(leg.out)
-			leg.mu.Unlock()
-			mu.Lock()
-			at = n
-			mu.Unlock()
-		}
-		if other {
-			awaiting.Add(1) // another call's reply has no audio yet
-		}
-		_, err := h.run()
-		if other {
-			awaiting.Add(-1)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		played := at
-		mu.Unlock()
-		sentence := h.syn.samples(s1)
-		floor := int(yieldFloor.Seconds() * testRate)
-		switch {
-		case other && played < sentence-floor:
-			t.Errorf("with another reply waiting, the second sentence started after %d samples played, want at least %d", played, sentence-floor)
-		case !other && played >= sentence-floor:
-			t.Errorf("alone, the second sentence waited until %d samples played", played)
-		}
-		if got := leg.voiceIDs(); !equalInts(got, []int{h.syn.id(s1), h.syn.id(s2)}) {
-			t.Errorf("sentences played %v", got)
-		}
-	}
-}
-
 // wordsOf returns n words and a full stop.
 func wordsOf(n int) string {
 	return strings.TrimSuffix(strings.Repeat("word ", n), " ") + "."
