@@ -87,7 +87,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dur := fs.Duration("duration", 60*time.Second, "how long to keep calling")
 	to := fs.String("to", "", "server to call; empty starts one (this binary, embedded defaults) and measures its memory too")
 	token := fs.String("token", os.Getenv("PARLEY_TWILIO_AUTH_TOKEN"), "Twilio auth token the server checks")
-	decoders := fs.Int("decoders", 0, "speech decoders for the server this command starts (default: concurrency)")
+	decoders := fs.Int("decoders", 0, "speech decoders for the server this command starts (default: the server's own default)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -96,12 +96,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var srv *exec.Cmd
 	if *to == "" {
-		d := *decoders
-		if d == 0 {
-			d = min(*n, 256)
-		}
 		var err error
-		srv, *to, err = startServerProcess(ctx, stderr, d)
+		srv, *to, err = startServerProcess(ctx, stderr, *decoders)
 		if err != nil {
 			return err
 		}
@@ -276,7 +272,10 @@ func startServerProcess(ctx context.Context, stderr io.Writer, decoders int) (*e
 	}
 	cmd := exec.Command(exe, "serve")
 	cmd.Env = append(os.Environ(), "PARLEY_LISTEN="+addr, "PARLEY_DATA_DIR="+dir, "PARLEY_LOG_LEVEL=warn",
-		"PARLEY_PUBLIC_URL=http://"+addr, "PARLEY_STT_MAX_DECODERS="+strconv.Itoa(decoders), "PARLEY_TWILIO_AUTH_TOKEN=")
+		"PARLEY_PUBLIC_URL=http://"+addr, "PARLEY_TWILIO_AUTH_TOKEN=")
+	if decoders > 0 {
+		cmd.Env = append(cmd.Env, "PARLEY_STT_MAX_DECODERS="+strconv.Itoa(decoders))
+	}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
