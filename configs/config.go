@@ -101,6 +101,7 @@ type Speech struct {
 
 // Dialog configures turn-taking.
 type Dialog struct {
+	EarlyEndSilence  time.Duration `yaml:"early_end_silence"`
 	EndSilence       time.Duration `yaml:"end_silence"`
 	DigitsEndSilence time.Duration `yaml:"digits_end_silence"`
 	YesNoEndSilence  time.Duration `yaml:"yesno_end_silence"`
@@ -325,6 +326,7 @@ func (c *Config) validate() error {
 		v        time.Duration
 		min, max time.Duration
 	}{
+		{"dialog.early_end_silence", c.Dialog.EarlyEndSilence, 0, 5 * time.Second},
 		{"dialog.end_silence", c.Dialog.EndSilence, 100 * time.Millisecond, 5 * time.Second},
 		{"dialog.digits_end_silence", c.Dialog.DigitsEndSilence, 100 * time.Millisecond, 10 * time.Second},
 		{"dialog.yesno_end_silence", c.Dialog.YesNoEndSilence, 100 * time.Millisecond, 5 * time.Second},

@@ -123,7 +123,12 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		s.close()
 		return nil, err
 	}
+	early := cfg.Dialog.EarlyEndSilence
+	if early == 0 {
+		early = -1 // dialog.Config: negative turns early ends off
+	}
 	sess := dialog.Config{
+		EarlyEndSilence:  early,
 		EndSilence:       cfg.Dialog.EndSilence,
 		DigitsEndSilence: cfg.Dialog.DigitsEndSilence,
 		YesNoEndSilence:  cfg.Dialog.YesNoEndSilence,
