@@ -312,20 +312,11 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	k, err := loadKB(cfg, log)
+	rec, done, err := localRecognizer(cfg, log)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "parley-call-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	rec, err := sphinx.New(sphinx.Config{DataDir: dir, Sentences: k.Sentences(), MaxDecoders: 1})
-	if err != nil {
-		return err
-	}
-	defer rec.Close()
+	defer done()
 	say := func(text string) ([]int16, error) {
 		pcm, err := tts.SynthesizeAll(ctx, text)
 		if err != nil {

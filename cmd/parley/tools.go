@@ -31,6 +31,25 @@ func cliLogger(stderr io.Writer, level string) zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}).Level(lvl).With().Timestamp().Logger()
 }
 
+// localRecognizer builds a one-decoder recognizer with the knowledge base's
+// language model in a temporary directory, for the command-line tools.
+func localRecognizer(cfg *configs.Config, log zerolog.Logger) (*sphinx.Recognizer, func(), error) {
+	k, err := loadKB(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "parley-stt-")
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := sphinx.New(sphinx.Config{DataDir: dir, Sentences: k.Sentences(), MaxDecoders: 1})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return rec, func() { rec.Close(); os.RemoveAll(dir) }, nil
+}
+
 // runTranscribe prints one JSON object per WAV file: {"file","text","confidence","ms"}.
 func runTranscribe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("transcribe", flag.ContinueOnError)
@@ -47,21 +66,11 @@ func runTranscribe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	log := cliLogger(stderr, "warn")
-	k, err := loadKB(cfg, log)
+	rec, done, err := localRecognizer(cfg, cliLogger(stderr, "warn"))
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "parley-transcribe-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	rec, err := sphinx.New(sphinx.Config{DataDir: dir, Sentences: k.Sentences(), MaxDecoders: 1})
-	if err != nil {
-		return err
-	}
-	defer rec.Close()
+	defer done()
 	mode := dialog.ModeOpen
 	if *digits {
 		mode = dialog.ModeDigits
