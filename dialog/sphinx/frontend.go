@@ -4,32 +4,32 @@ import "math"
 
 // frontEnd holds the signal settings applied to audio before the decoder.
 //
-// Phone audio has nothing above 4 kHz, but the en-us model's filter bank
-// reaches 6.8 kHz and expects the fricative energy there ("six", "seven",
-// "three"). Multiplying the signal by (-1)^n mirrors the 0-4 kHz band onto
-// 4-8 kHz (f -> 8000-f); adding a little of that image is a cheap, stateless
-// bandwidth extension that works sample by sample in a stream.
+// Phone audio has nothing above 4 kHz, while the en-us model's filter bank
+// reaches 6.8 kHz. Filling that band was measured and rejected: mirroring
+// 0-4 kHz onto 4-8 kHz (half gain) cost 1 point on recorded digits, 4
+// points of WER in 15 dB noise (the noise is mirrored too); mirroring only
+// 2.5-4 kHz, or adding noise shaped by the upper phone band, made recorded
+// digits 31-16 % accurate instead of 72 %. The model copes better with an
+// empty band than with a made-up one; pronunciation variants (model.go)
+// and a fixed cepstral mean for digits did more.
 type frontEnd struct {
-	foldGain float64 // share of the mirrored band added (0 = off)
-	dcPole   float64 // DC-blocking high-pass pole (0 = off)
+	dcPole  float64 // DC-blocking high-pass pole (0 = off)
+	denoise float64 // gain floor of the spectral noise reduction (0 = off)
 }
 
-// defaultFrontEnd returns the tuned phone-band front end, or a plain one for
-// wide-band audio.
-func defaultFrontEnd(wideBand bool) frontEnd {
-	if wideBand {
-		return frontEnd{dcPole: 0.995}
-	}
-	return frontEnd{foldGain: 0.5, dcPole: 0.995}
+// defaultFrontEnd returns the tuned front end: a DC blocker, and the
+// spectral noise reduction unless noiseFloor is 0.
+func defaultFrontEnd(noiseFloor float64) frontEnd {
+	return frontEnd{dcPole: 0.995, denoise: noiseFloor}
 }
 
 // feState is the per-stream state of the front end.
 type feState struct {
-	fe     frontEnd
-	prevX  float64
-	prevY  float64
-	parity bool
-	buf    []int16
+	fe    frontEnd
+	prevX float64
+	prevY float64
+	buf   []int16
+	dn    *denoiser
 
 	// Level statistics for the confidence: a histogram of 10 ms frame
 	// energies in dB, so a stream keeps no per-frame list.
@@ -89,39 +89,47 @@ func (s *feState) dynamicRange() float64 {
 	return float64(pct(0.95) - pct(0.10))
 }
 
-func (fe frontEnd) newState() feState { return feState{fe: fe} }
+func (fe frontEnd) newState() feState {
+	s := feState{fe: fe}
+	if fe.denoise > 0 {
+		s.dn = newDenoiser(fe.denoise)
+	}
+	return s
+}
 
-// process filters pcm into the state's buffer (reused between calls, so a
-// stream allocates only when a chunk is longer than any before).
+// process filters pcm and returns the samples ready for the decoder, in a
+// buffer reused between calls (a stream allocates only when a chunk is
+// longer than any before). With noise reduction the output lags the input
+// by up to 32 ms; flush returns the rest.
 func (s *feState) process(pcm []int16) []int16 {
+	s.addLevels(pcm)
 	if cap(s.buf) < len(pcm) {
 		s.buf = make([]int16, len(pcm))
 	}
 	out := s.buf[:len(pcm)]
-	s.addLevels(pcm)
-	if s.fe.foldGain == 0 && s.fe.dcPole == 0 {
-		copy(out, pcm)
-		return out
-	}
-	g := s.fe.foldGain
+	dc := s.fe.dcPole
 	for i, v := range pcm {
 		x := float64(v)
 		y := x
-		if s.fe.dcPole != 0 {
-			y = x - s.prevX + s.fe.dcPole*s.prevY
+		if dc != 0 {
+			y = x - s.prevX + dc*s.prevY
 			s.prevX, s.prevY = x, y
-		}
-		if g != 0 {
-			if s.parity {
-				y -= g * y
-			} else {
-				y += g * y
-			}
-			s.parity = !s.parity
 		}
 		out[i] = clip16(y)
 	}
+	if s.dn != nil {
+		out = s.dn.process(out)
+	}
 	return out
+}
+
+// flush returns the samples still held by the noise reduction at the end
+// of an utterance (nil without it).
+func (s *feState) flush() []int16 {
+	if s.dn == nil {
+		return nil
+	}
+	return s.dn.flush()
 }
 
 func clip16(v float64) int16 {

@@ -3,6 +3,8 @@ package sphinx
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -294,7 +296,8 @@ func TestCloseWithActiveStream(t *testing.T) {
 func TestRebuild(t *testing.T) {
 	requireFlite(t)
 	dir := t.TempDir()
-	r, err := New(Config{DataDir: dir, Sentences: []string{"what is my balance", "i lost my card"}, MaxDecoders: 1})
+	// Without the caller corpus, which knows "mortgage" already.
+	r, err := New(Config{DataDir: dir, Sentences: []string{"what is my balance", "i lost my card"}, MaxDecoders: 1, NoCallerCorpus: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +362,9 @@ func TestNewErrors(t *testing.T) {
 		{"missing model", Config{DataDir: t.TempDir(), ModelDir: filepath.Join(t.TempDir(), "nope")}},
 		{"bad cmninit", Config{DataDir: t.TempDir(), CMNInit: "1,2,3"}},
 		{"cmninit not numbers", Config{DataDir: t.TempDir(), CMNInit: "a,b,c,d,e,f,g,h,i,j,k,l,m"}},
+		{"negative noise floor", Config{DataDir: t.TempDir(), NoiseReduction: -0.1}},
+		{"noise floor one", Config{DataDir: t.TempDir(), NoiseReduction: 1}},
+		{"noise floor NaN", Config{DataDir: t.TempDir(), NoiseReduction: math.NaN()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -467,15 +473,21 @@ func BenchmarkStreamWrite(b *testing.B) {
 	st.Close()
 }
 
-// BenchmarkFrontEnd measures the per-frame signal processing alone.
+// BenchmarkFrontEnd measures the per-frame signal processing alone,
+// without and with the noise reduction.
 func BenchmarkFrontEnd(b *testing.B) {
-	s := defaultFrontEnd(false).newState()
-	frame := make([]int16, 320)
-	for i := range frame {
-		frame[i] = int16(i * 37 % 2000)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		s.process(frame)
+	for _, floor := range []float64{0, 0.3} {
+		b.Run(fmt.Sprintf("noise-floor-%g", floor), func(b *testing.B) {
+			s := defaultFrontEnd(floor).newState()
+			frame := make([]int16, 320)
+			for i := range frame {
+				frame[i] = int16(i * 37 % 2000)
+			}
+			s.process(frame)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.process(frame)
+			}
+		})
 	}
 }

@@ -19,10 +19,29 @@ type stream struct {
 
 	mu      sync.Mutex
 	d       *decoder
+	cmn     []float32 // initial cepstral mean of the mode
 	fe      feState
 	samples int
 	err     error
+	// keep holds the front end's output of a digits utterance for the
+	// one-digit second pass (nil in other modes, or once it grew past
+	// keepMax: a long answer is not one digit).
+	keep []int16
 }
+
+const (
+	keepInitial = 3 * sampleRate  // 3 s: most digit answers fit without growing
+	keepMax     = 20 * sampleRate // longer than any one-digit answer
+)
+
+// oneDigitMaxSpan is the longest speech (first to last word) that two
+// digits found by the any-length grammar may span and still be read again
+// as one digit: the any-length grammar splits long single digits ("six" ->
+// "two eight"; on the recorded digits such splits spanned 0.28-0.61 s),
+// while two digits really spoken take longer (flite's fast kal voice:
+// 0.64 s). Path scores of the two grammars cannot decide it: their
+// insertion penalties differ, and the one-digit path always scored better.
+const oneDigitMaxSpan = 60 // frames of 10 ms
 
 var (
 	_ dialog.TranscribeStream = (*stream)(nil)
@@ -42,10 +61,12 @@ func (s *stream) Write(pcm []int16) error {
 	if s.err != nil {
 		return s.err
 	}
-	if err := s.d.process(s.fe.process(pcm), false); err != nil {
+	out := s.fe.process(pcm)
+	if err := s.d.process(out, false); err != nil {
 		s.err = err
 		return err
 	}
+	s.keepAudio(out)
 	s.samples += len(pcm)
 	return nil
 }
@@ -65,7 +86,17 @@ func (s *stream) Finish() (dialog.Transcript, error) {
 		s.r.release(d, false)
 		return dialog.Transcript{}, s.err
 	}
+	tail := s.fe.flush()
+	s.keepAudio(tail)
+	if err := d.process(tail, false); err != nil {
+		d.abort()
+		s.r.release(d, false)
+		return dialog.Transcript{}, err
+	}
 	h, err := d.end()
+	if err == nil && s.keep != nil {
+		h, err = s.secondPass(d, h)
+	}
 	s.r.release(d, err == nil)
 	if err != nil {
 		return dialog.Transcript{}, err
@@ -100,6 +131,56 @@ func (s *stream) Partial() (string, error) {
 		words[i] = w
 	}
 	return strings.Join(words, " "), nil
+}
+
+// keepAudio appends decoder input to the digits buffer while it is short.
+func (s *stream) keepAudio(pcm []int16) {
+	if s.keep == nil {
+		return
+	}
+	if len(s.keep)+len(pcm) > keepMax {
+		s.keep = nil
+		return
+	}
+	s.keep = append(s.keep, pcm...)
+}
+
+// secondPass decodes a short digits answer (none, one, or two digits
+// within oneDigitMaxSpan) again with the one-digit grammar and takes its
+// reading: on recorded single digits this raised accuracy from 69 % to
+// 76 % (eval_test.go).
+func (s *stream) secondPass(d *decoder, h hypothesis) (hypothesis, error) {
+	n, first, last := 0, 0, 0
+	for _, sg := range h.words {
+		if !isFiller(sg.word) {
+			if n == 0 {
+				first = sg.start
+			}
+			last = sg.end
+			n++
+		}
+	}
+	if n > 2 || (n == 2 && last-first > oneDigitMaxSpan) || len(s.keep) == 0 {
+		return h, nil
+	}
+	if err := d.setSearch(searchDigit); err != nil {
+		return h, err
+	}
+	if err := d.start(s.cmn); err != nil {
+		return h, err
+	}
+	if err := d.process(s.keep, false); err != nil {
+		d.abort()
+		return h, err
+	}
+	one, err := d.end()
+	if err != nil {
+		return h, err
+	}
+	if one.text == "" {
+		return h, nil
+	}
+	return one, nil
 }
 
 // Close abandons the utterance and releases the decoder; idempotent.
