@@ -293,7 +293,7 @@ func TestDTMFDigitsAndMalformedFramesKeepTheCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := call.SendAudio(speak(t, "what is my balance")); err != nil {
+	if err := call.SendAudio(speak(t, "i want to check my balance")); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := w.waitReply(ctx, call.Done(), time.Now(), 1200*time.Millisecond, 15*time.Second); !ok {
@@ -343,6 +343,9 @@ func TestDTMFDigitsAndMalformedFramesKeepTheCall(t *testing.T) {
 		}
 	}
 	if compact := strings.ReplaceAll(afterDTMF, " ", ""); !strings.Contains(compact, "4821") {
+		for _, tu := range c.Turns {
+			t.Logf("%s: %q %s", tu.Speaker, tu.Text, tu.DTMF)
+		}
 		t.Fatalf("the AI did not use the digits: %q", afterDTMF)
 	}
 }
