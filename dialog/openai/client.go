@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -315,4 +316,68 @@ func warnBaseURL(log zerolog.Logger, base, azureVersion string) {
 	if u, err := url.Parse(base); err == nil && strings.Trim(u.Path, "/") == "" {
 		log.Warn().Str("host", u.Host).Msg("openai: base URL has no path; most providers expect it to end in /v1")
 	}
+}
+
+// watchdog bounds a streaming request: it cancels the request's context with
+// ErrDeadline when nothing has arrived within the first-result budget, and
+// with ErrStalled when a later pause outlasts the stall timeout. The reader
+// stops it while it handles a chunk and re-arms it before the next read.
+type watchdog struct {
+	parent   context.Context
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	timer    *time.Timer
+	start    time.Time
+	first    time.Duration
+	stall    time.Duration
+	gotFirst atomic.Bool
+}
+
+func newWatchdog(parent context.Context, first, stall time.Duration) *watchdog {
+	w := &watchdog{parent: parent, start: time.Now(), first: first, stall: stall}
+	w.ctx, w.cancel = context.WithCancelCause(parent)
+	w.timer = time.AfterFunc(first, func() {
+		if w.gotFirst.Load() {
+			w.cancel(ErrStalled)
+		} else {
+			w.cancel(ErrDeadline)
+		}
+	})
+	return w
+}
+
+// got records that a first result arrived; it reports the time to it the
+// first time it is called.
+func (w *watchdog) got() (time.Duration, bool) {
+	if w.gotFirst.Swap(true) {
+		return 0, false
+	}
+	return time.Since(w.start), true
+}
+
+// pause stops the clock while a chunk is handled.
+func (w *watchdog) pause() { w.timer.Stop() }
+
+// rearm restarts the clock before the next read.
+func (w *watchdog) rearm() {
+	if w.gotFirst.Load() {
+		w.timer.Reset(w.stall)
+	} else {
+		w.timer.Reset(max(w.first-time.Since(w.start), time.Millisecond))
+	}
+}
+
+// cause turns a read error into ErrDeadline or ErrStalled when the watchdog
+// (not the caller) cancelled the request.
+func (w *watchdog) cause(err error) error {
+	if why := context.Cause(w.ctx); (why == ErrDeadline || why == ErrStalled) && w.parent.Err() == nil {
+		return why
+	}
+	return err
+}
+
+// close releases the timer and the context.
+func (w *watchdog) close() {
+	w.timer.Stop()
+	w.cancel(nil)
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -719,28 +718,12 @@ func (c *conversation) attempt(ctx context.Context, req goopenai.ChatCompletionR
 	if firstWithin <= 0 {
 		return out, false, ErrDeadline
 	}
-	start := time.Now()
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var gotFirst atomic.Bool
-	timer := time.AfterFunc(firstWithin, func() {
-		if gotFirst.Load() {
-			cancel(ErrStalled)
-		} else {
-			cancel(ErrDeadline)
-		}
-	})
-	defer timer.Stop()
-	cause := func(err error) error {
-		if why := context.Cause(actx); (why == ErrDeadline || why == ErrStalled) && ctx.Err() == nil {
-			return why
-		}
-		return err
-	}
+	wd := newWatchdog(ctx, firstWithin, c.r.cfg.Timeout)
+	defer wd.close()
 
-	stream, err := c.r.client.CreateChatCompletionStream(actx, req)
+	stream, err := c.r.client.CreateChatCompletionStream(wd.ctx, req)
 	if err != nil {
-		return out, false, cause(err)
+		return out, false, wd.cause(err)
 	}
 	defer stream.Close()
 
@@ -771,22 +754,23 @@ func (c *conversation) attempt(ctx context.Context, req goopenai.ChatCompletionR
 	}
 	for {
 		resp, rerr := stream.Recv()
-		timer.Stop()
+		wd.pause()
 		if errors.Is(rerr, io.EOF) {
 			break
 		}
 		if rerr != nil {
 			finish()
-			return out, spokeAny, cause(rerr)
+			return out, spokeAny, wd.cause(rerr)
 		}
 		for _, ch := range resp.Choices {
 			if ch.Index != 0 {
 				continue
 			}
 			d := ch.Delta
-			if !gotFirst.Load() && (d.Content != "" || d.Refusal != "" || len(d.ToolCalls) > 0) {
-				gotFirst.Store(true)
-				out.firstToken = time.Since(start)
+			if d.Content != "" || d.Refusal != "" || len(d.ToolCalls) > 0 {
+				if t, first := wd.got(); first {
+					out.firstToken = t
+				}
 			}
 			if ch.Logprobs != nil {
 				for _, t := range ch.Logprobs.Content {
@@ -832,11 +816,7 @@ func (c *conversation) attempt(ctx context.Context, req goopenai.ChatCompletionR
 				out.finish = ch.FinishReason
 			}
 		}
-		if gotFirst.Load() {
-			timer.Reset(c.r.cfg.Timeout)
-		} else {
-			timer.Reset(max(firstWithin-time.Since(start), time.Millisecond))
-		}
+		wd.rearm()
 	}
 	if tail := c.split.flush(); tail != "" {
 		if err := emit([]string{tail}); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -180,27 +179,11 @@ func (s *Synthesizer) attempt(ctx context.Context, req goopenai.CreateSpeechRequ
 	if firstWithin <= 0 {
 		return false, ErrDeadline
 	}
-	start := time.Now()
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var gotFirst atomic.Bool
-	timer := time.AfterFunc(firstWithin, func() {
-		if gotFirst.Load() {
-			cancel(ErrStalled)
-		} else {
-			cancel(ErrDeadline)
-		}
-	})
-	defer timer.Stop()
-	cause := func(err error) error {
-		if why := context.Cause(actx); (why == ErrDeadline || why == ErrStalled) && ctx.Err() == nil {
-			return why
-		}
-		return err
-	}
-	body, err := s.client.CreateSpeech(actx, req)
+	wd := newWatchdog(ctx, firstWithin, s.cfg.Timeout)
+	defer wd.close()
+	body, err := s.client.CreateSpeech(wd.ctx, req)
 	if err != nil {
-		return false, cause(err)
+		return false, wd.cause(err)
 	}
 	defer body.Close()
 	var dec pcmDecoder
@@ -208,9 +191,9 @@ func (s *Synthesizer) attempt(ctx context.Context, req goopenai.CreateSpeechRequ
 	samples := make([]int16, 0, ttsReadBytes/2+1)
 	for {
 		n, rerr := body.Read(raw)
-		timer.Stop()
+		wd.pause()
 		if n > 0 {
-			gotFirst.Store(true)
+			wd.got()
 			samples = dec.decode(samples[:0], raw[:n])
 			if len(samples) > 0 {
 				if err := emit(samples); err != nil {
@@ -223,13 +206,9 @@ func (s *Synthesizer) attempt(ctx context.Context, req goopenai.CreateSpeechRequ
 			return emitted, nil
 		}
 		if rerr != nil {
-			return emitted, cause(rerr)
+			return emitted, wd.cause(rerr)
 		}
-		if gotFirst.Load() {
-			timer.Reset(s.cfg.Timeout)
-		} else {
-			timer.Reset(max(firstWithin-time.Since(start), time.Millisecond))
-		}
+		wd.rearm()
 	}
 }
 
