@@ -117,7 +117,9 @@ type Outcome string
 const (
 	OutcomeResolved  Outcome = "resolved"  // the AI handled it, caller hung up or said goodbye
 	OutcomeEscalated Outcome = "escalated" // handed to a human
-	OutcomeAbandoned Outcome = "abandoned" // caller hung up while waiting
+	OutcomeAbandoned Outcome = "abandoned" // caller hung up while waiting for a human
+	OutcomeCallback  Outcome = "callback"  // caller asked to be called back instead of waiting
+	OutcomeVoicemail Outcome = "voicemail" // nobody could take the call; the caller left a message
 	OutcomeDropped   Outcome = "dropped"   // the connection failed
 	OutcomeFailed    Outcome = "failed"    // parley could not serve the call
 )

@@ -27,7 +27,7 @@ const (
 // filter accepts.
 var Outcomes = []parley.Outcome{
 	parley.OutcomeResolved, parley.OutcomeEscalated, parley.OutcomeAbandoned,
-	parley.OutcomeDropped, parley.OutcomeFailed,
+	parley.OutcomeDropped, parley.OutcomeFailed, parley.OutcomeCallback, parley.OutcomeVoicemail,
 }
 
 // ParseCallQuery turns the query string of GET /api/calls into a
