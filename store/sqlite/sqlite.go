@@ -221,6 +221,9 @@ func (s *Store) createCall(ctx context.Context, tx *sql.Tx, c parley.Call) error
 		}
 		return fmt.Errorf("sqlite: create call %s: %w", c.ID, err)
 	}
+	if err := markRepeat(ctx, tx, c); err != nil {
+		return err
+	}
 	if len(c.Turns) > 0 {
 		stmt := tx.StmtContext(ctx, s.insertTurn)
 		for _, t := range c.Turns {
@@ -229,6 +232,9 @@ func (s *Store) createCall(ctx context.Context, tx *sql.Tx, c parley.Call) error
 				return err
 			}
 		}
+	}
+	if c.Outcome != "" {
+		return finishCall(ctx, tx, c.ID)
 	}
 	return nil
 }
@@ -270,7 +276,7 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 				if eventStmt == nil {
 					eventStmt = tx.StmtContext(ctx, s.insertEvent)
 				}
-				err = appendEvent(ctx, eventStmt, *w.AppendEvent)
+				err = appendEvent(ctx, tx, eventStmt, *w.AppendEvent)
 			default:
 				err = fmt.Errorf("sqlite: write batch: write %d is empty", i)
 			}
@@ -283,13 +289,12 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 }
 
 // EndCall records the end of call id; ErrNotFound when there is no such call.
+// It also fills the call's KPI columns from its turns.
 func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
-	return endCall(ctx, s.write, id, endedAt, outcome, reason)
+	return s.inTx(ctx, "end call "+id, func(tx *sql.Tx) error { return endCall(ctx, tx, id, endedAt, outcome, reason) })
 }
 
-func endCall(ctx context.Context, db interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
+func endCall(ctx context.Context, db sqlExecer, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
 	res, err := db.ExecContext(ctx, `UPDATE calls SET ended_at = ?, outcome = ?, reason = ? WHERE id = ?`,
 		millis(endedAt), string(outcome), reason, id)
 	if err != nil {
@@ -302,7 +307,7 @@ func endCall(ctx context.Context, db interface {
 	if n == 0 {
 		return fmt.Errorf("sqlite: end call %s: %w", id, parley.ErrNotFound)
 	}
-	return nil
+	return finishCall(ctx, db, id)
 }
 
 // AppendTurn stores one turn of an existing call.
@@ -343,12 +348,18 @@ func execTurn(ctx context.Context, stmt *sql.Stmt, t parley.Turn) error {
 	return fmt.Errorf("sqlite: append turn %d to call %s: %w", t.Seq, t.CallID, err)
 }
 
-// AppendEvent stores one event of an existing call.
+// AppendEvent stores one event of an existing call, and copies what it
+// tells the KPIs onto the call (parley.FactsOf) in the same transaction.
 func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
-	return appendEvent(ctx, s.insertEvent, e)
+	if _, ok := parley.FactsOf(e); !ok {
+		return appendEvent(ctx, s.write, s.insertEvent, e)
+	}
+	return s.inTx(ctx, "append "+e.Kind+" event", func(tx *sql.Tx) error {
+		return appendEvent(ctx, tx, tx.StmtContext(ctx, s.insertEvent), e)
+	})
 }
 
-func appendEvent(ctx context.Context, stmt *sql.Stmt, e parley.Event) error {
+func appendEvent(ctx context.Context, db sqlExecer, stmt *sql.Stmt, e parley.Event) error {
 	if err := store.CheckEvent(e); err != nil {
 		return fmt.Errorf("sqlite: append event: %w", err)
 	}
@@ -359,6 +370,9 @@ func appendEvent(ctx context.Context, stmt *sql.Stmt, e parley.Event) error {
 	_, err := stmt.ExecContext(ctx, e.CallID, millis(e.At), e.Kind, data)
 	switch {
 	case err == nil:
+		if f, ok := parley.FactsOf(e); ok {
+			return applyFacts(ctx, db, e, f)
+		}
 		return nil
 	case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY):
 		return fmt.Errorf("sqlite: append %s event to call %s: %w", e.Kind, e.CallID, parley.ErrNotFound)
