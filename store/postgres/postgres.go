@@ -163,9 +163,19 @@ func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
 	if err := callError(c.ID, err); err != nil {
 		return err
 	}
+	if st, ok := repeatStmt(c); ok {
+		if err := execAll(ctx, tx, "create call "+c.ID, []stmt{st}); err != nil {
+			return err
+		}
+	}
 	for _, t := range c.Turns {
 		t.CallID = c.ID
 		if err := insertTurn(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	if c.Outcome != "" {
+		if err := execAll(ctx, tx, "create call "+c.ID, finishStmts(c.ID)); err != nil {
 			return err
 		}
 	}
@@ -175,10 +185,16 @@ func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
 	return nil
 }
 
-// EndCall records the end of call id; ErrNotFound when there is no such call.
+// EndCall records the end of call id; ErrNotFound when there is no such
+// call. It also fills the call's KPI columns from its turns.
 func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
-	tag, err := s.pool.Exec(ctx, endCallSQL, ts(endedAt), string(outcome), reason, id)
-	return endError(id, tag, err)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, endCallSQL, ts(endedAt), string(outcome), reason, id)
+		if err := endError(id, tag, err); err != nil {
+			return err
+		}
+		return execAll(ctx, tx, "end call "+id, finishStmts(id))
+	})
 }
 
 const endCallSQL = `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3 WHERE id = $4`
@@ -252,8 +268,18 @@ func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
 	if err := store.CheckEvent(e); err != nil {
 		return fmt.Errorf("postgres: append event: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, insertEventSQL, eventArgs(e)...)
-	return eventError(e, err)
+	f, ok := parley.FactsOf(e)
+	if !ok {
+		_, err := s.pool.Exec(ctx, insertEventSQL, eventArgs(e)...)
+		return eventError(e, err)
+	}
+	// What the event tells the KPIs goes onto the call in the same transaction.
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, insertEventSQL, eventArgs(e)...); err != nil {
+			return eventError(e, err)
+		}
+		return execAll(ctx, tx, "append "+e.Kind+" event to call "+e.CallID, factStmts(e, f))
+	})
 }
 
 const insertEventSQL = `INSERT INTO events (call_id, at, kind, data) VALUES ($1, $2, $3, $4)`
@@ -283,6 +309,18 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 	b := &pgx.Batch{}
 	// check[i] turns the result of the i-th queued statement into an error.
 	var check []func(pgconn.CommandTag, error) error
+	// queueKPI queues statements that keep the KPI columns in step.
+	queueKPI := func(what string, sts ...stmt) {
+		for _, st := range sts {
+			b.Queue(st.sql, st.args...)
+			check = append(check, func(_ pgconn.CommandTag, err error) error {
+				if err != nil {
+					return fmt.Errorf("postgres: %s: kpis: %w", what, err)
+				}
+				return nil
+			})
+		}
+	}
 	for i, w := range ws {
 		switch {
 		case w.CreateCall != nil:
@@ -293,6 +331,9 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 			b.Queue(insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
 				ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason)
 			check = append(check, func(_ pgconn.CommandTag, err error) error { return callError(c.ID, err) })
+			if st, ok := repeatStmt(c); ok {
+				queueKPI("create call "+c.ID, st)
+			}
 			for _, t := range c.Turns {
 				t.CallID = c.ID
 				args, err := turnArgs(t)
@@ -302,10 +343,14 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 				b.Queue(insertTurnSQL, args...)
 				check = append(check, func(_ pgconn.CommandTag, err error) error { return turnError(t, err) })
 			}
+			if c.Outcome != "" {
+				queueKPI("create call "+c.ID, finishStmts(c.ID)...)
+			}
 		case w.EndCall != nil:
 			e := *w.EndCall
 			b.Queue(endCallSQL, ts(e.EndedAt), string(e.Outcome), e.Reason, e.ID)
 			check = append(check, func(tag pgconn.CommandTag, err error) error { return endError(e.ID, tag, err) })
+			queueKPI("end call "+e.ID, finishStmts(e.ID)...)
 		case w.AppendTurn != nil:
 			t := *w.AppendTurn
 			if err := store.CheckTurn(t); err != nil {
@@ -324,6 +369,9 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 			}
 			b.Queue(insertEventSQL, eventArgs(e)...)
 			check = append(check, func(_ pgconn.CommandTag, err error) error { return eventError(e, err) })
+			if f, ok := parley.FactsOf(e); ok {
+				queueKPI("append "+e.Kind+" event to call "+e.CallID, factStmts(e, f)...)
+			}
 		default:
 			return fmt.Errorf("postgres: write batch: write %d is empty", i)
 		}
