@@ -41,6 +41,11 @@ type fakeBackend struct {
 	lastSDP  string
 	lastMode switchboard.JoinMode
 	prefill  int // updates already waiting in each new subscription
+
+	// Optional behaviour of the browser tests.
+	acceptFn func(offer string) (string, error)
+	joinFn   func(offer string) (string, error)
+	stateFn  func(agentID string, st escalation.AgentState)
 }
 
 func newFake() *fakeBackend {
@@ -141,7 +146,13 @@ func (f *fakeBackend) AgentOffline(id string) {
 }
 
 func (f *fakeBackend) SetAgentState(id string, st escalation.AgentState) error {
-	return f.record("SetAgentState", id, string(st))
+	if err := f.record("SetAgentState", id, string(st)); err != nil {
+		return err
+	}
+	if f.stateFn != nil {
+		f.stateFn(id, st)
+	}
+	return nil
 }
 
 func (f *fakeBackend) PendingOffer(id string) (switchboard.Offer, bool) {
@@ -167,6 +178,9 @@ func (f *fakeBackend) Accept(ctx context.Context, agentID, callID, sdp string) (
 	f.mu.Unlock()
 	if err := f.record("Accept", agentID, callID); err != nil {
 		return "", err
+	}
+	if f.acceptFn != nil {
+		return f.acceptFn(sdp)
 	}
 	return f.answer, nil
 }
@@ -197,6 +211,9 @@ func (f *fakeBackend) Join(_ context.Context, u parley.User, callID string, mode
 	f.mu.Unlock()
 	if err := f.record("Join", u.ID, callID, string(mode)); err != nil {
 		return "", err
+	}
+	if f.joinFn != nil {
+		return f.joinFn(sdp)
 	}
 	return f.answer, nil
 }

@@ -172,14 +172,17 @@
     return h > 0 ? h + ':' + two(m % 60) + ':' + two(s % 60) : m + ':' + two(s % 60);
   }
 
+  // A Go zero time ("0001-01-01...") means unknown.
+  const known = (d) => !isNaN(d) && d.getUTCFullYear() > 1;
+
   function clock(iso) {
     const d = new Date(iso);
-    return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return !known(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
 
   function day(iso) {
     const d = new Date(iso);
-    return isNaN(d) ? '' : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+    return !known(d) ? '' : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
   }
 
   const reasonText = {
@@ -194,7 +197,7 @@
     const who = { caller: 'Caller', ai: 'Assistant', agent: 'Agent' }[t.speaker] || t.speaker;
     const text = t.dtmf ? '[keys ' + t.dtmf + ']' : t.text;
     return el('div', { class: 'turn ' + t.speaker, 'data-seq': t.seq },
-      el('span', { class: 'who' }, who, t.start ? ' · ' + clock(t.start) : ''),
+      el('span', { class: 'who' }, who, clock(t.start) ? ' · ' + clock(t.start) : ''),
       text || '…',
       t.interrupted ? el('span', { class: 'cut' }, ' (interrupted)') : null);
   }

@@ -141,7 +141,7 @@
       const b = $(m);
       b.setAttribute('aria-pressed', String(here && j.mode === m));
       // Whisper needs an agent to whisper to; every mode needs a live call.
-      b.disabled = !!c._ended || (m === 'whisper' && !human) || (here && j.mode === m);
+      b.disabled = !!c._ended || (m === 'whisper' && !human);
     }
     $('leave').disabled = !here;
     const a = $('audio');
@@ -256,6 +256,7 @@
     if (!id) return;
     setNotice('');
     if (S.join.callId === id && S.join.pc) {
+      if (S.join.mode === mode) return;
       try {
         await P.api('POST', '/api/supervisor/calls/' + encodeURIComponent(id) + '/mode', { mode });
         S.join.mode = mode;
