@@ -196,8 +196,8 @@ func chooseThreshold(inScore []float64, isOOS []bool, recall float64) float64 {
 // Out-of-scope signals: the calibrated probability of the best in-scope
 // intent, its lead over the runner-up and the probability of the oos class,
 // the SVM margin of the best intent, the similarity of the nearest training
-// utterance of the best intent, and the vocabulary coverage of the
-// utterance's words.
+// utterance of the best intent, the vocabulary coverage of the utterance's
+// words, and the logit of the oos class's probability.
 const (
 	sigTop = iota
 	sigLead
@@ -205,8 +205,18 @@ const (
 	sigMargin
 	sigNearest
 	sigCoverage
+	sigLogitOOS
 	numSignals
 )
+
+// logit is log(p/(1-p)) with p clamped away from 0 and 1. On the logit scale
+// the oos class's probability separates out-of-scope requests from in-scope
+// ones far better than on the probability scale, where everything in scope
+// is squeezed against 0.
+func logit(p float64) float64 {
+	p = min(max(p, 1e-6), 1-1e-6)
+	return math.Log(p / (1 - p))
+}
 
 // oosSignals gathers the out-of-scope signals of one utterance.
 func (m *Model) oosSignals(probs, comp []float64, best int, coverage float64) []float64 {
@@ -223,6 +233,7 @@ func (m *Model) oosSignals(probs, comp []float64, best int, coverage float64) []
 	f[sigMargin] = comp[compSVM*k+best]
 	if m.oosClass >= 0 {
 		f[sigOOS] = probs[m.oosClass]
+		f[sigLogitOOS] = logit(probs[m.oosClass])
 	}
 	f[sigNearest] = comp[compKNN*k+best]
 	f[sigCoverage] = coverage

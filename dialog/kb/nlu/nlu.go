@@ -22,9 +22,10 @@
 //   - When the training data has out-of-scope examples (intent "oos"), they
 //     are learnt as a class, and a logistic-regression gate over
 //     out-of-scope signals (top confidence and its lead, oos probability, SVM
-//     margin, nearest-neighbour similarity, share of known words) is fitted on
-//     the same out-of-fold scores; its threshold is set to catch
-//     Options.OOSRecall of the held-out out-of-scope examples.
+//     margin, nearest-neighbour similarity, share of known words, logit of
+//     the oos probability) is fitted on the same out-of-fold scores; its
+//     threshold is set to catch Options.OOSRecall of the held-out
+//     out-of-scope examples.
 //   - Finally the scorers are retrained on all the data.
 //
 // Training is deterministic for a given Options.Seed, whatever the number of
@@ -72,7 +73,9 @@ type Options struct {
 	C float64
 	// OOSRecall is the share of the held-out out-of-scope examples the
 	// threshold chosen at training time must reject; it trades in-scope
-	// accuracy for out-of-scope recall. 0 means 0.8.
+	// accuracy for out-of-scope recall. 0 means 0.87: out-of-fold
+	// out-of-scope examples are easier to catch than new ones (on CLINC150,
+	// 0.87 out of fold gives about 0.81 on the validation split).
 	OOSRecall float64
 	// Folds is the number of cross-fitting folds whose out-of-fold scores
 	// fit the calibration and the out-of-scope threshold; 0 means 3, and 1
@@ -128,7 +131,7 @@ func (opt Options) withDefaults() Options {
 		opt.C = 1
 	}
 	if opt.OOSRecall <= 0 || opt.OOSRecall > 1 {
-		opt.OOSRecall = 0.8
+		opt.OOSRecall = 0.87
 	}
 	if opt.Folds <= 0 {
 		opt.Folds = 3
