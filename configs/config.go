@@ -51,6 +51,7 @@ type Config struct {
 	KB        KBConf `yaml:"kb"`
 	Speech    Speech `yaml:"speech"`
 	Dialog    Dialog `yaml:"dialog"`
+	Queue     Queue  `yaml:"queue"`
 	WebRTC    WebRTC `yaml:"webrtc"`
 	LLM       Remote `yaml:"llm"`
 	STT       Remote `yaml:"stt"`
@@ -108,6 +109,16 @@ type Dialog struct {
 	NoInputTimeout   time.Duration `yaml:"no_input_timeout"`
 	BargeInMinSpeech time.Duration `yaml:"barge_in_min_speech"`
 	MaxCallDuration  time.Duration `yaml:"max_call_duration"`
+}
+
+// Queue configures the way from the AI to a human agent.
+type Queue struct {
+	MaxWait       time.Duration `yaml:"max_wait"`       // then voicemail
+	OfferTimeout  time.Duration `yaml:"offer_timeout"`  // an agent's time to accept
+	AnnounceEvery time.Duration `yaml:"announce_every"` // position announcements
+	SkillWait     time.Duration `yaml:"skill_wait"`     // waiting for a skilled agent before any
+	VoicemailMax  time.Duration `yaml:"voicemail_max"`  // longest message
+	Transcribe    bool          `yaml:"transcribe"`     // transcribe caller and agent once bridged
 }
 
 // envVars maps each environment variable to the key it overrides.
@@ -333,6 +344,11 @@ func (c *Config) validate() error {
 		{"dialog.no_input_timeout", c.Dialog.NoInputTimeout, time.Second, 2 * time.Minute},
 		{"dialog.barge_in_min_speech", c.Dialog.BargeInMinSpeech, 40 * time.Millisecond, 3 * time.Second},
 		{"dialog.max_call_duration", c.Dialog.MaxCallDuration, time.Minute, 24 * time.Hour},
+		{"queue.max_wait", c.Queue.MaxWait, 5 * time.Second, 2 * time.Hour},
+		{"queue.offer_timeout", c.Queue.OfferTimeout, 3 * time.Second, 5 * time.Minute},
+		{"queue.announce_every", c.Queue.AnnounceEvery, 5 * time.Second, 10 * time.Minute},
+		{"queue.skill_wait", c.Queue.SkillWait, time.Second, time.Hour},
+		{"queue.voicemail_max", c.Queue.VoicemailMax, 5 * time.Second, 10 * time.Minute},
 	} {
 		if d.v < d.min || d.v > d.max {
 			return &KeyError{d.key, d.v.String(), fmt.Sprintf("want between %v and %v", d.min, d.max)}

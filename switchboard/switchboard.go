@@ -6,7 +6,6 @@ package switchboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sort"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/escalation"
+	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 	"github.com/parley-ai/parley/redact"
 )
 
@@ -33,6 +33,20 @@ type Options struct {
 	Redact *redact.Redactor
 	// Metrics, when set, counts calls, turns and decisions.
 	Metrics Observer
+	// Desk tunes the queue and routing of calls to agents.
+	Desk escalation.DeskOptions
+	// Queue tunes the wait for a human, voicemail and callbacks.
+	Queue QueueOptions
+	// Prompts are what callers hear on the way to a human.
+	Prompts Prompts
+	// Peer configures the WebRTC connections of agents and supervisors.
+	Peer mwebrtc.Config
+	// NoHumanTranscripts turns off the live transcription of bridged
+	// caller-agent conversations (it costs a recognizer per speaking party).
+	NoHumanTranscripts bool
+	// Intents, when set, gives an intent's readable title and routing
+	// skill (from the knowledge base), for briefs and routing.
+	Intents func(intent string) (title, skill string)
 }
 
 // Observer is what the switchboard reports to metrics (web/metrics implements it).
@@ -43,6 +57,9 @@ type Observer interface {
 	Turn(t parley.Turn)
 	Decision(reasons []string, transfer bool)
 	SessionStats(st dialog.Stats)
+	QueueLength(n int)
+	QueueWait(d time.Duration)
+	TimeToHuman(d time.Duration)
 }
 
 // nopObserver is used when no metrics are configured.
@@ -54,14 +71,20 @@ func (nopObserver) CallEnded(parley.Channel, parley.Outcome, string, time.Durati
 func (nopObserver) Turn(parley.Turn)                                                {}
 func (nopObserver) Decision([]string, bool)                                         {}
 func (nopObserver) SessionStats(dialog.Stats)                                       {}
+func (nopObserver) QueueLength(int)                                                 {}
+func (nopObserver) QueueWait(time.Duration)                                         {}
+func (nopObserver) TimeToHuman(time.Duration)                                       {}
 
 // Phase is where a call is in its life.
 type Phase string
 
 // Call phases.
 const (
-	PhaseAI     Phase = "ai"     // talking with the AI
-	PhaseEnding Phase = "ending" // hanging up
+	PhaseAI        Phase = "ai"        // talking with the AI
+	PhaseQueued    Phase = "queued"    // waiting for a human
+	PhaseAgent     Phase = "agent"     // talking with a human agent
+	PhaseVoicemail Phase = "voicemail" // leaving a message
+	PhaseEnding    Phase = "ending"    // hanging up
 )
 
 // CallSummary describes a live call.
@@ -77,24 +100,17 @@ type CallSummary struct {
 
 // Switchboard runs calls. It is safe for concurrent use.
 type Switchboard struct {
-	eng dialog.Engines
-	opt Options
+	eng     dialog.Engines
+	opt     Options
+	deskOpt escalation.DeskOptions
+	desk    *escalation.Desk
+	hub     hub
 
-	mu    sync.Mutex
-	calls map[string]*call
-	wg    sync.WaitGroup
-}
-
-type call struct {
-	info    parley.LegInfo
-	leg     parley.Leg
-	session *dialog.Session
-
-	mu        sync.Mutex
-	phase     Phase
-	turns     int
-	state     escalation.State
-	decisions []escalation.Decision
+	mu         sync.Mutex
+	calls      map[string]*call
+	agentCalls map[string]string   // agent id -> the call they are on or wrapping up
+	lastCalls  map[string]LiveCall // ended calls an agent still wraps up
+	wg         sync.WaitGroup
 }
 
 // New returns a Switchboard that answers calls with the given engines.
@@ -105,7 +121,17 @@ func New(eng dialog.Engines, opt Options) *Switchboard {
 	if opt.Metrics == nil {
 		opt.Metrics = nopObserver{}
 	}
-	return &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}}
+	opt.Queue = opt.Queue.withDefaults()
+	opt.Prompts = opt.Prompts.withDefaults()
+	sb := &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}, agentCalls: map[string]string{}, lastCalls: map[string]LiveCall{}}
+	dopt := opt.Desk
+	dopt.OnEvent = sb.onDesk
+	sb.desk = escalation.NewDesk(dopt)
+	if dopt.OfferTimeout <= 0 {
+		dopt.OfferTimeout = 20 * time.Second
+	}
+	sb.deskOpt = dopt
+	return sb
 }
 
 // Handle runs one call from answer to hang-up on the calling goroutine and
@@ -118,48 +144,40 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 		info.StartedAt = time.Now()
 	}
 	log := sb.opt.Log.With().Str("call_id", info.CallID).Logger()
-	c := &call{info: info, leg: leg, phase: PhaseAI}
-
-	var dlg *redact.Dialogue
+	c := &call{
+		info:     info,
+		leg:      leg,
+		tap:      &tapLeg{Leg: leg},
+		phase:    PhaseAI,
+		legDone:  make(chan struct{}),
+		joinCh:   make(chan *agentJoin, 1),
+		hangupCh: make(chan string, 1),
+	}
 	if sb.opt.Redact != nil {
-		dlg = sb.opt.Redact.Dialogue()
+		c.dlg = sb.opt.Redact.Dialogue()
 	}
 	hooks := dialog.Hooks{
 		OnTurn: func(t parley.Turn) {
-			sb.opt.Metrics.Turn(t)
-			if dlg != nil {
-				t = dlg.Turn(t)
-			}
 			c.mu.Lock()
-			c.turns++
+			if t.Speaker == parley.SpeakerCaller {
+				c.pendingText = ""
+			}
 			c.mu.Unlock()
-			sb.write(log, "append turn", func(ctx context.Context) error { return sb.opt.Store.AppendTurn(ctx, t) })
-			if sb.opt.OnTurn != nil {
-				sb.opt.OnTurn(t)
+			sb.recordTurn(c, t)
+		},
+		OnEvent: func(e dialog.Event) {
+			if e.Kind == dialog.EventTranscript && e.Text != "" {
+				c.mu.Lock()
+				c.pendingText = sb.redactText(e.Text)
+				c.mu.Unlock()
 			}
 		},
 		OnResult: func(r dialog.Result, s parley.Signals) dialog.Action {
-			c.mu.Lock()
-			d := escalation.Decide(s, c.state, sb.opt.Policy)
-			c.state = d.State
-			c.decisions = append(c.decisions, d)
-			c.mu.Unlock()
-			sb.opt.Metrics.Decision(reasonStrings(d.Reasons), d.Transfer)
-			data, err := json.Marshal(d)
-			if err == nil {
-				sb.write(log, "append decision", func(ctx context.Context) error {
-					return sb.opt.Store.AppendEvent(ctx, parley.Event{CallID: info.CallID, At: time.Now(), Kind: "decision", Data: data})
-				})
-			}
-			if d.Transfer {
-				// No agent queue yet: the responder has told the caller the
-				// truth about reaching a person; the decision is on record.
-				log.Info().Strs("reasons", reasonStrings(d.Reasons)).Msg("escalation: transfer advised")
-			}
-			return dialog.ActionContinue
+			return sb.onResult(c, r, s, log)
 		},
 	}
-	c.session = dialog.NewSession(sb.opt.Session, leg, sb.eng, hooks, log)
+	c.session = dialog.NewSession(sb.opt.Session, c.tap, sb.eng, hooks, log)
+	c.router.set(c.session)
 	sb.mu.Lock()
 	if _, dup := sb.calls[info.CallID]; dup || info.CallID == "" {
 		sb.mu.Unlock()
@@ -169,40 +187,267 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	}
 	sb.calls[info.CallID] = c
 	sb.mu.Unlock()
-	defer func() {
-		sb.mu.Lock()
-		delete(sb.calls, info.CallID)
-		sb.mu.Unlock()
-	}()
 
 	sb.write(log, "create call", func(ctx context.Context) error {
 		return sb.opt.Store.CreateCall(ctx, parley.Call{ID: info.CallID, Channel: info.Channel, From: info.From, To: info.To, StartedAt: info.StartedAt})
 	})
 	sb.opt.Metrics.CallStarted(info.Channel, string(PhaseAI))
+	sb.publishCall(c, UpdateCall)
 	log.Info().Str("from", info.From).Str("to", info.To).Str("channel", string(info.Channel)).Msg("call answered")
 
-	out, err := c.session.Run(ctx)
+	// One reader for the whole call; the router hands what it reads to the
+	// AI session, then to the queue and the human bridge.
+	legCtx, stopLeg := context.WithCancel(ctx)
+	go func() {
+		err := leg.Run(legCtx, &c.router)
+		c.legErr = err
+		close(c.legDone)
+		c.session.LegDone(err)
+	}()
+
+	out, err := c.session.Converse(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn().Err(err).Msg("call ended with an error")
 	}
-	c.mu.Lock()
-	c.phase = PhaseEnding
-	c.mu.Unlock()
-	sb.opt.Metrics.CallPhase(string(PhaseAI), string(PhaseEnding))
-	if !out.HungUp && out.Reason != dialog.ReasonCallerHangup && out.Reason != dialog.ReasonDropped {
+	sb.opt.Metrics.SessionStats(c.session.Stats())
+	outcome, reason := out.CallOutcome(), string(out.Reason)
+	phase := PhaseAI
+	hungUp := out.HungUp || out.Reason == dialog.ReasonCallerHangup || out.Reason == dialog.ReasonDropped
+	if out.Reason == dialog.ReasonHandOff {
+		sb.opt.Metrics.CallPhase(string(PhaseAI), string(PhaseQueued))
+		outcome, reason = sb.human(ctx, c, log)
+		c.mu.Lock()
+		phase = c.phase
+		c.mu.Unlock()
+		select {
+		case <-c.legDone:
+			hungUp = true
+		default:
+			hungUp = false
+		}
+	} else if c.transferDecided() {
+		// The caller left before the hand-off: nobody must be offered the call.
+		sb.desk.Cancel(info.CallID)
+		if hungUp {
+			outcome, reason = parley.OutcomeAbandoned, "caller hung up before the transfer"
+		}
+	}
+	sb.releaseJoin(c)
+	sb.setPhase(c, PhaseEnding)
+	sb.opt.Metrics.CallPhase(string(phase), string(PhaseEnding))
+	if !hungUp {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := leg.Hangup(hctx, string(out.Reason)); err != nil {
+		if err := leg.Hangup(hctx, reason); err != nil {
 			log.Warn().Err(err).Msg("hang-up failed")
 		}
 		cancel()
 	}
+	stopLeg()
+	<-c.legDone
+	c.stopConference()
 	ended := time.Now()
 	sb.write(log, "end call", func(ctx context.Context) error {
-		return sb.opt.Store.EndCall(ctx, info.CallID, ended, out.CallOutcome(), string(out.Reason))
+		return sb.opt.Store.EndCall(ctx, info.CallID, ended, outcome, reason)
 	})
-	sb.opt.Metrics.SessionStats(c.session.Stats())
-	sb.opt.Metrics.CallEnded(info.Channel, out.CallOutcome(), string(PhaseEnding), ended.Sub(info.StartedAt))
-	log.Info().Str("reason", string(out.Reason)).Dur("duration", ended.Sub(info.StartedAt)).Msg("call ended")
+	sb.opt.Metrics.CallEnded(info.Channel, outcome, string(PhaseEnding), ended.Sub(info.StartedAt))
+	c.mu.Lock()
+	c.ended = true
+	final := c.liveLocked(true)
+	c.mu.Unlock()
+	sb.mu.Lock()
+	delete(sb.calls, info.CallID)
+	for agent, id := range sb.agentCalls {
+		if id == info.CallID {
+			sb.lastCalls[id] = final
+			_ = agent
+		}
+	}
+	for id := range sb.lastCalls {
+		if !sb.wrappingUp(id) {
+			delete(sb.lastCalls, id)
+		}
+	}
+	sb.mu.Unlock()
+	sb.hub.publish(Update{Kind: UpdateEnded, CallID: info.CallID, Call: &final, Text: string(outcome)})
+	log.Info().Str("outcome", string(outcome)).Str("reason", reason).Dur("duration", ended.Sub(info.StartedAt)).Msg("call ended")
+}
+
+// wrappingUp reports whether some agent still wraps up callID; sb.mu must be held.
+func (sb *Switchboard) wrappingUp(callID string) bool {
+	for _, id := range sb.agentCalls {
+		if id == callID {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseJoin closes an accepted agent's connection that was never
+// bridged (the call ended first).
+func (sb *Switchboard) releaseJoin(c *call) {
+	select {
+	case j := <-c.joinCh:
+		_ = j.peer.Close()
+		sb.finishAgent(c, j.agent.ID, 0)
+		sb.notice(c, j.agent.ID, "The call ended before it could be connected to you.")
+	default:
+	}
+}
+
+func (c *call) transferDecided() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transfer != nil
+}
+
+// onResult weighs each answered caller turn; a transfer decision queues
+// the call for an agent at once (the offer goes out while the caller hears
+// the AI's last words) and ends the AI conversation after that reply.
+func (sb *Switchboard) onResult(c *call, r dialog.Result, s parley.Signals, log zerolog.Logger) dialog.Action {
+	now := time.Now()
+	c.mu.Lock()
+	d := escalation.Decide(s, c.state, sb.opt.Policy)
+	if r.Transfer && !d.Transfer {
+		// The responder itself (an LLM tool call) asks for a person.
+		d.Transfer = true
+		d.Reasons = append([]escalation.Reason{escalation.ReasonAskedForHuman}, d.Reasons...)
+	}
+	c.state = d.State
+	c.decisions = append(c.decisions, d)
+	sig := s
+	c.signals = &sig
+	first := d.Transfer && c.transfer == nil
+	if first {
+		c.transfer = &transferState{
+			decision:  d,
+			result:    r,
+			announced: r.WantsHuman || r.HumanOnly || r.Transfer,
+			times:     TransferTimes{DecidedAt: now},
+		}
+	}
+	c.mu.Unlock()
+	sb.opt.Metrics.Decision(reasonStrings(d.Reasons), d.Transfer)
+	sb.event(c.info.CallID, "decision", d)
+	sb.hub.publish(Update{Kind: UpdateDecision, CallID: c.info.CallID, Decision: &d})
+	if !first {
+		if d.Transfer {
+			return dialog.ActionHandOff
+		}
+		return dialog.ActionContinue
+	}
+	log.Info().Strs("reasons", reasonStrings(d.Reasons)).Msg("escalation: transfer to a human")
+	go sb.enqueue(c, d, r, log)
+	return dialog.ActionHandOff
+}
+
+// enqueue builds the brief (with the caller's history from the store) and
+// puts the call in the queue.
+func (sb *Switchboard) enqueue(c *call, d escalation.Decision, r dialog.Result, log zerolog.Logger) {
+	b := Brief{
+		CallID: c.info.CallID, Channel: c.info.Channel, From: c.info.From, To: c.info.To,
+		StartedAt: c.info.StartedAt, Reasons: d.Reasons, Priority: d.Priority,
+		Intent: r.Intent, Slots: redactSlots(sb, r.Slots), History: []parley.Call{},
+	}
+	if sb.opt.Store != nil && c.info.From != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		prev, err := sb.opt.Store.ListCalls(ctx, parley.CallQuery{Number: c.info.From, Limit: 6})
+		cancel()
+		if err != nil {
+			log.Warn().Err(err).Msg("switchboard: caller history unavailable for the brief")
+		}
+		for _, p := range prev {
+			if p.ID != c.info.CallID && len(b.History) < 5 {
+				b.History = append(b.History, p)
+			}
+		}
+	}
+	c.mu.Lock()
+	t := c.transfer
+	b.DecidedAt = t.times.DecidedAt
+	dec := d
+	b.Decision = &dec
+	b.Summary = sb.summary(c, r, d)
+	b.Skill = sb.skillFor(r)
+	t.brief = b
+	t.request = escalation.Request{CallID: c.info.CallID, From: c.info.From, Skill: b.Skill, Priority: d.Priority, Reasons: d.Reasons}
+	t.times.QueuedAt = time.Now()
+	req := t.request
+	ended := c.ended
+	c.mu.Unlock()
+	if ended {
+		return
+	}
+	sb.event(c.info.CallID, "queue", map[string]any{"state": "queued", "skill": req.Skill, "priority": req.Priority, "reasons": req.Reasons})
+	if err := sb.desk.Enqueue(req); err != nil {
+		log.Error().Err(err).Msg("switchboard: enqueue failed")
+	}
+	sb.publishCall(c, UpdateCall)
+}
+
+// recordTurn keeps one turn: redacted, numbered, stored, counted and shown live.
+func (sb *Switchboard) recordTurn(c *call, t parley.Turn) {
+	sb.opt.Metrics.Turn(t)
+	c.mu.Lock()
+	t.CallID = c.info.CallID
+	if t.Seq == 0 {
+		t.Seq = c.seq + 1
+	}
+	c.seq = max(c.seq, t.Seq)
+	if c.dlg != nil {
+		t = c.dlg.Turn(t)
+	}
+	c.turns++
+	c.transcript = append(c.transcript, t)
+	c.mu.Unlock()
+	sb.write(sb.opt.Log, "append turn", func(ctx context.Context) error { return sb.opt.Store.AppendTurn(ctx, t) })
+	if sb.opt.OnTurn != nil {
+		sb.opt.OnTurn(t)
+	}
+	agentID := ""
+	c.mu.Lock()
+	if c.agent != nil {
+		agentID = c.agent.ID
+	}
+	c.mu.Unlock()
+	sb.hub.publish(Update{Kind: UpdateTurn, CallID: c.info.CallID, AgentID: agentID, Turn: &t})
+}
+
+// setPhase moves the call to phase and tells the consoles.
+func (sb *Switchboard) setPhase(c *call, p Phase) {
+	c.mu.Lock()
+	c.phase = p
+	c.mu.Unlock()
+	sb.publishCall(c, UpdateCall)
+}
+
+func (sb *Switchboard) publishCall(c *call, kind UpdateKind) {
+	c.mu.Lock()
+	lc := c.liveLocked(false)
+	agentID := ""
+	if c.agent != nil {
+		agentID = c.agent.ID
+	}
+	c.mu.Unlock()
+	sb.hub.publish(Update{Kind: kind, CallID: c.info.CallID, AgentID: agentID, Call: &lc})
+}
+
+// redactText removes card numbers and the like from free text.
+func (sb *Switchboard) redactText(s string) string {
+	if sb.opt.Redact == nil {
+		return s
+	}
+	return sb.opt.Redact.String(s)
+}
+
+func redactSlots(sb *Switchboard, slots map[string]string) map[string]string {
+	if len(slots) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(slots))
+	for k, v := range slots {
+		out[k] = sb.redactText(v)
+	}
+	return out
 }
 
 // write applies one store write with a bounded time; a failure is logged,

@@ -157,9 +157,11 @@ func TestHandleRecordsTheCallTurnsAndDecisions(t *testing.T) {
 		keys       string
 		transfer   bool
 		wantDigits string
+		outcome    parley.Outcome
 	}{
-		{"0", true, "0"},
-		{"4111111111111111#", false, "[card ••••1111]"},
+		// Nobody is on duty: the caller would be asked for a voicemail, but hangs up.
+		{"0", true, "0", parley.OutcomeAbandoned},
+		{"4111111111111111#", false, "[card ••••1111]", parley.OutcomeResolved},
 	}
 	for _, tc := range cases {
 		t.Run(tc.keys, func(t *testing.T) {
@@ -182,7 +184,7 @@ func TestHandleRecordsTheCallTurnsAndDecisions(t *testing.T) {
 			if _, ok := st.calls["CA1"]; !ok {
 				t.Fatal("call not created in the store")
 			}
-			if st.ended["CA1"] != parley.OutcomeResolved {
+			if st.ended["CA1"] != tc.outcome {
 				t.Fatalf("outcome %q", st.ended["CA1"])
 			}
 			var keyed string

@@ -44,7 +44,9 @@ func loadKB(cfg *configs.Config, log zerolog.Logger) (*kb.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("knowledge base: %w", err)
 	}
-	eng, err := kb.New(base, kb.Options{TrainFiles: cfg.KB.TrainFiles})
+	// Transferred calls always reach a person or their voicemail: the queue
+	// falls back to voicemail when nobody is on duty.
+	eng, err := kb.New(base, kb.Options{TrainFiles: cfg.KB.TrainFiles, HumansAvailable: true})
 	if err != nil {
 		return nil, fmt.Errorf("knowledge base: %w", err)
 	}
@@ -75,4 +77,15 @@ func newEngines(cfg *configs.Config, log zerolog.Logger) (*engines, error) {
 	}
 	log.Info().Dur("took", time.Since(t0)).Str("voice", cfg.Speech.Voice).Msg("speech engines ready")
 	return &engines{kb: k, stt: stt, tts: tts, close: func() { stt.Close() }}, nil
+}
+
+// intentInfo gives the switchboard an intent's title and routing skill
+// from the knowledge base.
+func intentInfo(k *kb.Engine) func(string) (string, string) {
+	return func(name string) (string, string) {
+		if in := k.KB().Intent(name); in != nil {
+			return in.Title, in.Skill
+		}
+		return "", ""
+	}
 }

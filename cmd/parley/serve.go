@@ -141,6 +141,13 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		// "one moment" before the first-token deadline, never dead air.
 		sess.FillerAfter = 800 * time.Millisecond
 	}
+	peer := mwebrtc.Config{
+		LoopbackOnly: cfg.WebRTC.Loopback,
+		NAT1To1IPs:   cfg.WebRTC.NATIPs,
+		PortMin:      cfg.WebRTC.PortMin,
+		PortMax:      cfg.WebRTC.PortMax,
+		Log:          log,
+	}
 	s.sb = switchboard.New(engs, switchboard.Options{
 		Session: sess,
 		Policy:  escalation.DefaultPolicy(),
@@ -148,6 +155,16 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		Log:     log,
 		Redact:  pii,
 		Metrics: s.metrics,
+		Desk:    escalation.DeskOptions{OfferTimeout: cfg.Queue.OfferTimeout, SkillWait: cfg.Queue.SkillWait},
+		Queue: switchboard.QueueOptions{
+			MaxWait:       cfg.Queue.MaxWait,
+			AnnounceEvery: cfg.Queue.AnnounceEvery,
+			VoicemailMax:  cfg.Queue.VoicemailMax,
+			Dir:           cfg.DataDir,
+		},
+		Peer:               peer,
+		Intents:            intentInfo(eng.kb),
+		NoHumanTranscripts: !cfg.Queue.Transcribe,
 	})
 	s.health = web.NewHealth(s.sb.Active)
 	s.tw, err = twilio.NewServer(twilio.Config{
@@ -161,13 +178,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		s.close()
 		return nil, err
 	}
-	s.wr, err = twebrtc.NewServer(twebrtc.Config{Peer: mwebrtc.Config{
-		LoopbackOnly: cfg.WebRTC.Loopback,
-		NAT1To1IPs:   cfg.WebRTC.NATIPs,
-		PortMin:      cfg.WebRTC.PortMin,
-		PortMax:      cfg.WebRTC.PortMax,
-		Log:          log,
-	}}, func(ctx context.Context, leg *twebrtc.Leg) { s.sb.Handle(ctx, leg) }, log)
+	s.wr, err = twebrtc.NewServer(twebrtc.Config{Peer: peer}, func(ctx context.Context, leg *twebrtc.Leg) { s.sb.Handle(ctx, leg) }, log)
 	if err != nil {
 		s.tw.Close()
 		s.close()

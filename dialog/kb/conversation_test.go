@@ -302,10 +302,10 @@ func TestHumansAvailable(t *testing.T) {
 	withHumans := *e
 	withHumans.opt.HumansAvailable = true
 	run(t, &withHumans, []step{
-		{in: speech("agent"), say: []string{"I'll connect you with a colleague now."}, intent: "agent", flags: fWantsHuman},
+		{in: speech("agent"), say: []string{"I'm connecting you to a colleague now."}, intent: "agent", flags: fWantsHuman},
 	})
 	c := run(t, &withHumans, []step{
-		{in: speech("I think I've been scammed"), say: []string{"Fraud needs one of our specialists", "I'll connect you with a colleague now."}, intent: "fraud", flags: fHumanOnly},
+		{in: speech("I think I've been scammed"), say: []string{"Fraud needs one of our specialists", "I'm connecting you to a colleague now."}, intent: "fraud", flags: fHumanOnly},
 	})
 	if h := c.History(); strings.Contains(h[len(h)-1].Text, anyElse) {
 		t.Errorf("asked anything else before a transfer: %q", h[len(h)-1].Text)

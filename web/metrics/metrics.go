@@ -79,6 +79,7 @@ type Metrics struct {
 	reasons        *prometheus.CounterVec
 	queueLength    prometheus.Gauge
 	queueWait      prometheus.Histogram
+	timeToHuman    prometheus.Histogram
 	playoutLate    prometheus.Counter
 	playoutDropped prometheus.Counter
 	inboundDropped prometheus.Counter
@@ -162,6 +163,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help:    "Time callers waited for a human agent (answered or not).",
 		Buckets: QueueWaitBuckets,
 	})
+	m.timeToHuman = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: "time_to_human_seconds",
+		Help:    "From the transfer decision to the agent's audio connected.",
+		Buckets: QueueWaitBuckets,
+	})
 	m.playoutLate = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "playout_late_frames_total",
 		Help: "Outbound playout ticks that came more than a frame late.",
@@ -193,7 +199,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.store.init()
 
 	reg.MustRegister(m.activeCalls, m.callsStarted, m.callsEnded, m.callDuration, m.turns,
-		m.interrupted, m.latency, m.decisions, m.reasons, m.queueLength, m.queueWait,
+		m.interrupted, m.latency, m.decisions, m.reasons, m.queueLength, m.queueWait, m.timeToHuman,
 		m.playoutLate, m.playoutDropped, m.inboundDropped, m.digitsDropped, m.dialogEvents,
 		m.stageFailures, m.providerErrors, &m.store)
 
@@ -319,6 +325,13 @@ func (m *Metrics) QueueLength(n int) { m.queueLength.Set(float64(n)) }
 func (m *Metrics) QueueWait(d time.Duration) {
 	if d >= 0 {
 		m.queueWait.Observe(d.Seconds())
+	}
+}
+
+// TimeToHuman observes a warm transfer: decision to the agent's audio connected.
+func (m *Metrics) TimeToHuman(d time.Duration) {
+	if d >= 0 {
+		m.timeToHuman.Observe(d.Seconds())
 	}
 }
 
