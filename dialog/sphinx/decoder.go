@@ -66,6 +66,12 @@ type decoder struct {
 	gen   uint64 // model generation the searches were loaded from
 	mode  string // active search name
 	inUtt bool
+	// fed counts the samples the decoder has processed in its life and
+	// uttStart the count when the current utterance began: pocketsphinx
+	// numbers frames from the start of the stream (ps_start_stream, never
+	// called again on a pooled decoder), so an utterance's word times are
+	// taken relative to uttStart.
+	fed, uttStart int64
 	// saved is the adapted live mean put aside while an utterance runs
 	// from a fixed one (restore says it must be put back).
 	saved   [13]float32
@@ -208,6 +214,7 @@ func (d *decoder) start(cmn []float32) error {
 		return errors.New("sphinx: start utterance failed")
 	}
 	d.inUtt = true
+	d.uttStart = d.fed
 	return nil
 }
 
@@ -223,6 +230,7 @@ func (d *decoder) process(pcm []int16, fullUtt bool) error {
 	if C.ps_process_raw(d.ps, (*C.int16)(unsafe.Pointer(&pcm[0])), C.size_t(len(pcm)), 0, full) < 0 {
 		return errors.New("sphinx: process audio failed")
 	}
+	d.fed += int64(len(pcm))
 	return nil
 }
 
@@ -287,6 +295,8 @@ func (d *decoder) end() (hypothesis, error) {
 		return h, nil
 	}
 	h.logPost = d.toLn(int32(C.ps_get_prob(d.ps)))
+	// Segment frames count from the start of the decoder's stream.
+	off := int(d.uttStart / frameShift)
 	for seg := C.ps_seg_iter(d.ps); seg != nil; seg = C.ps_seg_next(seg) {
 		var sf, ef C.int
 		var ascr, lscr, lback C.int32
@@ -294,14 +304,17 @@ func (d *decoder) end() (hypothesis, error) {
 		post := C.ps_seg_prob(seg, &ascr, &lscr, &lback)
 		h.words = append(h.words, segment{
 			word:    C.GoString(C.ps_seg_word(seg)),
-			start:   int(sf),
-			end:     int(ef),
+			start:   max(int(sf)-off, 0),
+			end:     max(int(ef)-off, 0),
 			logPost: d.toLn(int32(post)),
 			ascr:    int32(ascr),
 		})
 	}
 	return h, nil
 }
+
+// frameShift is the decoder's frame shift in samples (10 ms at 16 kHz).
+const frameShift = sampleRate / 100
 
 // toLn converts a pocketsphinx log (base 1.0001 by default) to a natural log.
 func (d *decoder) toLn(v int32) float64 {

@@ -177,6 +177,44 @@ func TestConfidenceOrdering(t *testing.T) {
 	}
 }
 
+// TestWordTimesOnReusedDecoder decodes one recording three times on the
+// same pooled decoder: pocketsphinx numbers frames from the start of the
+// decoder's stream, and the words must still be timed from the start of
+// their own utterance.
+func TestWordTimesOnReusedDecoder(t *testing.T) {
+	requireFlite(t)
+	r := newTestRecognizer(t, 1)
+	pcm := phone(t, "kal", "What are your opening hours?", 0)
+	dur := time.Duration(len(pcm)) * time.Second / 8000
+	var first dialog.Transcript
+	for i := range 3 {
+		tr, err := r.TranscribePCM(context.Background(), pcm, 8000, dialog.ModeOpen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Words) == 0 {
+			t.Fatalf("utterance %d: no words", i)
+		}
+		last := tr.Words[len(tr.Words)-1]
+		// prepareUtterance keeps or pads 0.2 s of silence at each end.
+		if last.End > dur+600*time.Millisecond {
+			t.Fatalf("utterance %d: last word ends at %v, the audio lasts %v", i, last.End, dur)
+		}
+		if i == 0 {
+			first = tr
+			continue
+		}
+		if len(tr.Words) != len(first.Words) {
+			t.Fatalf("utterance %d: %q, first was %q", i, tr.Text, first.Text)
+		}
+		for j, w := range tr.Words {
+			if d := w.Start - first.Words[j].Start; d < -30*time.Millisecond || d > 30*time.Millisecond {
+				t.Fatalf("utterance %d: %q starts at %v, %v in the first decoding", i, w.Text, w.Start, first.Words[j].Start)
+			}
+		}
+	}
+}
+
 func TestPool(t *testing.T) {
 	r, err := New(Config{DataDir: t.TempDir(), Sentences: []string{"check my balance"}, MaxDecoders: 2})
 	if err != nil {
