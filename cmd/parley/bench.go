@@ -13,6 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +57,17 @@ type benchResult struct {
 	RSSBaseMB    float64 `json:"server_rss_base_mb,omitempty"`
 	RSSPeakMB    float64 `json:"server_rss_peak_mb,omitempty"`
 	MBPerCall    float64 `json:"server_mb_per_call,omitempty"`
+	// CPUSeconds is the server process's user+system CPU time while the
+	// calls ran (warm-up excluded); less sensitive to a noisy machine than
+	// latency. CPUPerCallMin normalizes it to one minute of one call.
+	CPUSeconds    float64 `json:"server_cpu_s,omitempty"`
+	CPUPerCallMin float64 `json:"server_cpu_s_per_call_minute,omitempty"`
+	// Go runtime figures of the server at the end of the measured period
+	// (--profile only): the rest of RSS is C memory (decoders, voices).
+	GoHeapMB   float64 `json:"server_go_heap_inuse_mb,omitempty"`
+	GoSysMB    float64 `json:"server_go_sys_mb,omitempty"`
+	Goroutines int     `json:"server_goroutines,omitempty"`
+	NumGC      uint32  `json:"server_gc_cycles,omitempty"`
 }
 
 // frameClock counts late frames as a caller hears them: a frame that starts
@@ -78,6 +92,9 @@ func (f *frameClock) onAudio(pcm []int16, at time.Time) {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "bridges" {
+		return runBenchBridges(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "calls" {
 		return errors.New("bench: usage: bench calls --concurrency N --duration D [--to URL]")
 	}
@@ -88,22 +105,42 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	to := fs.String("to", "", "server to call; empty starts one (this binary, embedded defaults) and measures its memory too")
 	token := fs.String("token", os.Getenv("PARLEY_TWILIO_AUTH_TOKEN"), "Twilio auth token the server checks")
 	decoders := fs.Int("decoders", 0, "speech decoders for the server this command starts (default: the server's own default)")
+	profile := fs.String("profile", "", "directory for the started server's CPU profile (cpu.pprof, the measured period) and heap profiles (heap.pprof, allocs.pprof, goroutine.txt, at its end); read them with go tool pprof")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 1000 || *dur <= 0 || *dur > time.Hour {
 		return errors.New("bench: --concurrency 1-1000 and --duration up to 1h")
 	}
+	if *profile != "" && *to != "" {
+		return errors.New("bench: --profile needs the server this command starts (no --to)")
+	}
 	var srv *exec.Cmd
+	var prof *benchProfiler
 	if *to == "" {
+		var env []string
+		if *decoders > 0 {
+			env = append(env, "PARLEY_STT_MAX_DECODERS="+strconv.Itoa(*decoders))
+		}
+		if *profile != "" {
+			if err := os.MkdirAll(*profile, 0o755); err != nil {
+				return fmt.Errorf("bench: profile dir: %w", err)
+			}
+			addr, err := freeLoopbackAddr()
+			if err != nil {
+				return err
+			}
+			prof = &benchProfiler{dir: *profile, base: "http://" + addr}
+			env = append(env, benchProfileEnv+"="+addr)
+		}
 		var err error
-		srv, *to, err = startServerProcess(ctx, stderr, *decoders)
+		srv, *to, err = startServerProcess(ctx, stderr, env)
 		if err != nil {
 			return err
 		}
 		defer stopServerProcess(srv)
 	}
-	res, err := benchCalls(ctx, *to, *token, *n, *dur, srv, stderr)
+	res, err := benchCalls(ctx, *to, *token, *n, *dur, srv, prof, stderr)
 	if err != nil {
 		return err
 	}
@@ -112,7 +149,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return enc.Encode(res)
 }
 
-func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration, srv *exec.Cmd, stderr io.Writer) (*benchResult, error) {
+func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration, srv *exec.Cmd, prof *benchProfiler, stderr io.Writer) (*benchResult, error) {
 	tts, err := flite.New(flite.Config{Voice: "slt"})
 	if err != nil {
 		return nil, err
@@ -138,8 +175,20 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 		return nil, fmt.Errorf("bench: warm-up call: %w", err)
 	}
 	res := &benchResult{Concurrency: n, DurationS: dur.Seconds()}
+	var cpu0 float64
 	if srv != nil {
 		res.RSSBaseMB = rssMB(srv.Process.Pid)
+		cpu0 = cpuSeconds(srv.Process.Pid)
+	}
+	var profWG sync.WaitGroup
+	if prof != nil {
+		// The CPU profile covers the time new calls are placed; calls in
+		// progress at the deadline are still running when it ends.
+		profWG.Add(1)
+		go func() {
+			defer profWG.Done()
+			prof.fetch(ctx, stderr, "cpu.pprof", fmt.Sprintf("/cpu?seconds=%d", max(1, int(dur.Seconds()))))
+		}()
 	}
 	deadline := time.Now().Add(dur)
 	var (
@@ -147,6 +196,7 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 		latencies []float64
 		wg        sync.WaitGroup
 		peak      float64
+		callTime  time.Duration
 	)
 	stopPeak := make(chan struct{})
 	if srv != nil {
@@ -180,12 +230,14 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 					steps[j] = callStep{stepSay, benchQuestions[rng.IntN(len(benchQuestions))]}
 				}
 				fc := &frameClock{}
+				began := time.Now()
 				rep, err := placeCall(ctx, callOptions{
 					Dialer:      twilio.Dialer{ServerURL: url, AuthToken: token, From: fmt.Sprintf("+1415555%04d", i), OnAudio: fc.onAudio, MaxRecording: 3 * time.Minute},
 					Steps:       steps,
 					HangupAfter: true,
 				}, say)
 				mu.Lock()
+				callTime += time.Since(began)
 				res.Calls++
 				if err != nil {
 					res.Failed++
@@ -209,8 +261,37 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 			}
 		}(i)
 	}
+	// The heap and goroutine profiles are taken when the last calls are
+	// still up: right after the deadline.
+	if prof != nil {
+		profWG.Add(1)
+		go func() {
+			defer profWG.Done()
+			select {
+			case <-time.After(time.Until(deadline)):
+			case <-ctx.Done():
+				return
+			}
+			prof.fetch(ctx, stderr, "heap.pprof", "/heap")
+			prof.fetch(ctx, stderr, "allocs.pprof", "/allocs")
+			prof.fetch(ctx, stderr, "goroutine.txt", "/goroutine")
+			if ms, err := prof.memStats(ctx); err == nil {
+				res.GoHeapMB, res.GoSysMB = float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20)
+				res.Goroutines, res.NumGC = ms.Goroutines, ms.NumGC
+			} else {
+				fmt.Fprintln(stderr, "bench: memstats:", err)
+			}
+		}()
+	}
 	wg.Wait()
 	close(stopPeak)
+	profWG.Wait()
+	if srv != nil {
+		res.CPUSeconds = cpuSeconds(srv.Process.Pid) - cpu0
+		if callTime > 0 {
+			res.CPUPerCallMin = res.CPUSeconds / callTime.Minutes()
+		}
+	}
 	sort.Float64s(latencies)
 	res.LatencyP50MS = percentile(latencies, 0.50)
 	res.LatencyP95MS = percentile(latencies, 0.95)
@@ -252,20 +333,54 @@ func rssMB(pid int) float64 {
 	return 0
 }
 
+// cpuSeconds reads a process's user+system CPU time from /proc (Linux), 0 if unknown.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at state;
+	// utime and stime are fields 14 and 15 of the line, in clock ticks.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// freeLoopbackAddr returns a 127.0.0.1 address with a port free right now.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("bench: free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
 // startServerProcess runs `parley serve` (this binary) on a free loopback
-// port with a temporary data dir and waits until it is healthy.
-// Stop it with stopServerProcess.
-func startServerProcess(ctx context.Context, stderr io.Writer, decoders int) (*exec.Cmd, string, error) {
+// port with a temporary data dir and the extra environment env, and waits
+// until it is healthy. Stop it with stopServerProcess.
+func startServerProcess(ctx context.Context, stderr io.Writer, env []string) (*exec.Cmd, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeLoopbackAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dir, err := os.MkdirTemp("", "parley-bench-")
 	if err != nil {
 		return nil, "", err
@@ -273,9 +388,7 @@ func startServerProcess(ctx context.Context, stderr io.Writer, decoders int) (*e
 	cmd := exec.Command(exe, "serve")
 	cmd.Env = append(os.Environ(), "PARLEY_LISTEN="+addr, "PARLEY_DATA_DIR="+dir, "PARLEY_LOG_LEVEL=warn",
 		"PARLEY_PUBLIC_URL=http://"+addr, "PARLEY_TWILIO_AUTH_TOKEN=")
-	if decoders > 0 {
-		cmd.Env = append(cmd.Env, "PARLEY_STT_MAX_DECODERS="+strconv.Itoa(decoders))
-	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
@@ -308,4 +421,125 @@ func stopServerProcess(cmd *exec.Cmd) {
 			os.RemoveAll(dir)
 		}
 	}
+}
+
+// benchProfileEnv names the environment variable by which `parley bench
+// calls --profile` asks the server process it starts to serve its runtime
+// profiles, on the 127.0.0.1 address it holds. Every parley process checks
+// it at start-up; unset (the normal case) nothing is served.
+const benchProfileEnv = "PARLEY_BENCH_PROFILE_ADDR"
+
+func init() {
+	if addr := os.Getenv(benchProfileEnv); addr != "" {
+		go serveBenchProfiles(addr)
+	}
+}
+
+// serveBenchProfiles serves CPU, heap, allocation and goroutine profiles
+// and runtime memory figures on a loopback address, for the bench only.
+func serveBenchProfiles(addr string) {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		fmt.Fprintf(os.Stderr, "parley: %s=%q ignored: profiles are served on a loopback address only\n", benchProfileEnv, addr)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/cpu", func(w http.ResponseWriter, r *http.Request) {
+		sec, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err != nil || sec < 1 || sec > 3600 {
+			http.Error(w, "seconds: 1-3600", http.StatusBadRequest)
+			return
+		}
+		if err := pprof.StartCPUProfile(w); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		select {
+		case <-time.After(time.Duration(sec) * time.Second):
+		case <-r.Context().Done():
+		}
+		pprof.StopCPUProfile()
+	})
+	profile := func(name string, debug int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if name == "heap" {
+				runtime.GC() // in-use figures as of the last collection: make it now
+			}
+			if err := pprof.Lookup(name).WriteTo(w, debug); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+			}
+		}
+	}
+	mux.Handle("/heap", profile("heap", 0))
+	mux.Handle("/allocs", profile("allocs", 0))
+	mux.Handle("/goroutine", profile("goroutine", 1))
+	mux.HandleFunc("/memstats", func(w http.ResponseWriter, r *http.Request) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		_ = json.NewEncoder(w).Encode(benchMemStats{HeapInuse: ms.HeapInuse, Sys: ms.Sys, NumGC: ms.NumGC, Goroutines: runtime.NumGoroutine()})
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, "parley: bench profiles:", err)
+	}
+}
+
+// benchMemStats is what the bench reads from /memstats.
+type benchMemStats struct {
+	HeapInuse  uint64 `json:"heap_inuse"`
+	Sys        uint64 `json:"sys"`
+	NumGC      uint32 `json:"num_gc"`
+	Goroutines int    `json:"goroutines"`
+}
+
+// benchProfiler fetches the started server's profiles into dir.
+type benchProfiler struct {
+	dir  string
+	base string // http://127.0.0.1:port
+}
+
+// fetch saves the answer to path into dir/name; failures are reported on
+// stderr and do not stop the bench.
+func (p *benchProfiler) fetch(ctx context.Context, stderr io.Writer, name, path string) {
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		f, err := os.Create(filepath.Join(p.dir, name))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: profile %s: %v\n", name, err)
+	}
+}
+
+// memStats reads the server's Go runtime memory figures.
+func (p *benchProfiler) memStats(ctx context.Context) (benchMemStats, error) {
+	var ms benchMemStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/memstats", nil)
+	if err != nil {
+		return ms, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ms, err
+	}
+	defer resp.Body.Close()
+	return ms, json.NewDecoder(resp.Body).Decode(&ms)
 }
