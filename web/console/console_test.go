@@ -556,3 +556,16 @@ func TestLaggingStreamGetsSnapshot(t *testing.T) {
 		t.Fatalf("after a full backlog: %q %s, want a snapshot", ev.name, ev.data)
 	}
 }
+
+// A stream outlives the HTTP server's write timeout (parley's is 30 s):
+// every write pushes the connection's deadline out again.
+func TestStreamOutlivesWriteTimeout(t *testing.T) {
+	s := startServerTimeout(t, Options{Heartbeat: 100 * time.Millisecond}, 500*time.Millisecond)
+	st, _ := s.login(t, sam).openEvents()
+	st.next(t)
+	time.Sleep(1500 * time.Millisecond) // three write timeouts
+	s.fake.publish(switchboard.Update{Kind: switchboard.UpdateQueue})
+	if u := st.next(t).update(t); u.Kind != switchboard.UpdateQueue {
+		t.Fatalf("update %+v", u)
+	}
+}

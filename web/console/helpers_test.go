@@ -257,6 +257,13 @@ type testServer struct {
 // (agents), sam (supervisor) and ada (admin).
 func startServer(t *testing.T, opt Options) *testServer {
 	t.Helper()
+	return startServerTimeout(t, opt, 5*time.Second)
+}
+
+// startServerTimeout is startServer with the HTTP server's read and write
+// timeouts set to timeout.
+func startServerTimeout(t *testing.T, opt Options, timeout time.Duration) *testServer {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "parley.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +280,7 @@ func startServer(t *testing.T, opt Options) *testServer {
 		}
 	}
 	a := auth.New(st, auth.Config{Params: cheap})
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	app := fiber.New(fiber.Config{DisableStartupMessage: true, ReadTimeout: timeout, WriteTimeout: timeout})
 	a.Register(app)
 	fake := newFake()
 	con, err := New(fake, a, zerolog.Nop(), opt)
