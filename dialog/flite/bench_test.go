@@ -62,6 +62,28 @@ func BenchmarkSynthesize(b *testing.B) {
 	}
 }
 
+// BenchmarkSynthesizeCached is BenchmarkSynthesize for sentences the
+// audio cache holds: what a repeated sentence costs.
+func BenchmarkSynthesizeCached(b *testing.B) {
+	s, err := New(Config{Voice: "slt"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range benchTexts {
+		if _, err := s.SynthesizeAll(context.Background(), tt.text); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("slt/"+tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Synthesize(context.Background(), tt.text, func([]int16) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkFirstChunk stops at the first chunk: the latency before the
 // caller hears anything, which is what barge-in and turn-taking feel.
 // first-cpu-ms is the CPU time the synthesizing thread spent until then

@@ -126,6 +126,7 @@ type Config struct {
 	Voice string
 	// MaxConcurrent bounds how many utterances are synthesized at once across
 	// all calls sharing this Synthesizer; 0 means runtime.GOMAXPROCS(0).
+	// Utterances replayed from the cache do not take a slot.
 	MaxConcurrent int
 	// MaxChars bounds the normalized text of one Synthesize call; longer text
 	// is cut at a sentence boundary and ErrTruncated is returned. 0 means
@@ -138,6 +139,11 @@ type Config struct {
 	// accumulates before calling back; 0 keeps flite's default (256
 	// samples). Smaller chunks reach the caller sooner but cost more calls.
 	ChunkSamples int
+	// CacheBytes bounds the cache of recently spoken utterances' audio
+	// (sanitized sentence or clause -> samples), so the sentences a call
+	// centre repeats all day are synthesized once; 0 means
+	// DefaultCacheBytes, negative turns the cache off.
+	CacheBytes int
 }
 
 // Synthesizer speaks text with one flite voice. It is safe for concurrent use.
@@ -149,6 +155,7 @@ type Synthesizer struct {
 	chunk    int
 	norm     Normalizer
 	slots    chan struct{}
+	cache    *audioCache // nil: off
 }
 
 // New loads the configured voice (registering it with flite the first time)
@@ -174,6 +181,10 @@ func New(cfg Config) (*Synthesizer, error) {
 	if maxChars == 0 {
 		maxChars = DefaultMaxChars
 	}
+	cacheBytes := cfg.CacheBytes
+	if cacheBytes == 0 {
+		cacheBytes = DefaultCacheBytes
+	}
 	return &Synthesizer{
 		name:     name,
 		voice:    lv.v,
@@ -182,6 +193,7 @@ func New(cfg Config) (*Synthesizer, error) {
 		chunk:    cfg.ChunkSamples,
 		norm:     Normalizer{DayFirst: cfg.DayFirstDates},
 		slots:    make(chan struct{}, n),
+		cache:    newAudioCache(cacheBytes),
 	}, nil
 }
 
@@ -249,8 +261,38 @@ type stream struct {
 // emitError marks an error returned by the caller's emit function.
 type emitError struct{ err error }
 
-// speak synthesizes one sanitized utterance while holding a concurrency slot.
+// speak synthesizes one sanitized utterance while holding a concurrency
+// slot, or replays it from the cache.
 func (s *Synthesizer) speak(ctx context.Context, text string, emit func([]int16) error) error {
+	if pcm, ok := s.cache.get(text); ok {
+		return replay(ctx, pcm, emit)
+	}
+	if s.cache != nil {
+		// Keep a copy of what flite makes; an utterance too long for the
+		// cache, or cut short, is not kept.
+		var rec []int16
+		keep := true
+		inner := emit
+		emit = func(pcm []int16) error {
+			if keep && s.cache.fits(text, len(rec)+len(pcm)) {
+				rec = append(rec, pcm...)
+			} else {
+				keep, rec = false, nil
+			}
+			return inner(pcm)
+		}
+		err := s.synth(ctx, text, emit)
+		if err == nil && keep {
+			s.cache.put(text, rec)
+		}
+		return err
+	}
+	return s.synth(ctx, text, emit)
+}
+
+// synth has flite synthesize one sanitized utterance while holding a
+// concurrency slot.
+func (s *Synthesizer) synth(ctx context.Context, text string, emit func([]int16) error) error {
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():

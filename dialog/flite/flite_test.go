@@ -14,9 +14,11 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// newSynth returns a Synthesizer without the audio cache, so every call
+// exercises flite itself.
 func newSynth(t testing.TB, voice string) *Synthesizer {
 	t.Helper()
-	s, err := New(Config{Voice: voice})
+	s, err := New(Config{Voice: voice, CacheBytes: -1})
 	if err != nil {
 		t.Fatalf("New(%q): %v", voice, err)
 	}
@@ -265,7 +267,7 @@ func TestConcurrent(t *testing.T) {
 		"Our office is open 9am-5pm Mon-Fri.",
 	}
 	for _, voice := range []string{"slt", "kal"} {
-		s, err := New(Config{Voice: voice, MaxConcurrent: 3})
+		s, err := New(Config{Voice: voice, MaxConcurrent: 3, CacheBytes: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +314,7 @@ func TestConcurrent(t *testing.T) {
 func TestMaxConcurrentBounds(t *testing.T) {
 	// emit runs inside flite's callback, so it runs while a slot is held:
 	// no more than MaxConcurrent emits can be in flight at any moment.
-	s, err := New(Config{Voice: "kal", MaxConcurrent: 2})
+	s, err := New(Config{Voice: "kal", MaxConcurrent: 2, CacheBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

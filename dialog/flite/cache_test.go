@@ -1,0 +1,109 @@
+package flite
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestCacheReplaysSameAudio(t *testing.T) {
+	s, err := New(Config{Voice: "kal"}) // kal is bit-exact from run to run
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "Our opening hours are nine to five. Is there anything else?"
+	first := flatten(collect(t, s, text))
+	st := s.CacheStats()
+	if st.Hits != 0 || st.Misses != 2 || st.Utterances != 2 || st.Bytes < 2*len(first) {
+		t.Fatalf("after the first synthesis: %+v (audio %d samples)", st, len(first))
+	}
+	chunks := collect(t, s, text)
+	if got := flatten(chunks); !slices.Equal(got, first) {
+		t.Fatalf("replayed audio differs: %d samples, first %d", len(got), len(first))
+	}
+	if st := s.CacheStats(); st.Hits != 2 || st.Misses != 2 {
+		t.Fatalf("after the replay: %+v", st)
+	}
+	// Chunks are the callee's to keep: changing one must not change the cache.
+	for _, c := range chunks {
+		for i := range c {
+			c[i] = 0
+		}
+	}
+	if got := flatten(collect(t, s, text)); !slices.Equal(got, first) {
+		t.Fatal("changing emitted chunks changed the cached audio")
+	}
+	// The same sentence inside another text is a hit too.
+	collect(t, s, "Hello. Is there anything else?")
+	if st := s.CacheStats(); st.Hits != 5 || st.Misses != 3 {
+		t.Fatalf("after a text sharing one sentence: %+v", st)
+	}
+}
+
+func TestCacheOffAndBounded(t *testing.T) {
+	off, err := New(Config{Voice: "kal", CacheBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(t, off, "Hello there.")
+	collect(t, off, "Hello there.")
+	if st := off.CacheStats(); st != (CacheStats{}) {
+		t.Fatalf("cache off: %+v", st)
+	}
+	// 96 KB: up to 0.75 s of kal per utterance fits (maxItem is an
+	// eighth); the total never exceeds the bound.
+	small, err := New(Config{Voice: "kal", CacheBytes: 96 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"One.", "Two.", "Three.", "Four.", "Five.", "Six.", "Seven.", "Eight.", "Nine.", "Ten.", "Eleven.", "Twelve."} {
+		collect(t, small, w)
+		if st := small.CacheStats(); st.Bytes > 96<<10 {
+			t.Fatalf("cache holds %d bytes, bound %d", st.Bytes, 96<<10)
+		}
+	}
+	if st := small.CacheStats(); st.Utterances == 0 || st.Utterances >= 12 {
+		t.Fatalf("bounded cache holds %d utterances", st.Utterances)
+	}
+	// Too long for one entry: spoken, never stored.
+	const long = "This sentence is far too long to be kept in a cache of ninety six kilobytes, because it lasts several seconds."
+	collect(t, small, long)
+	utts, _ := small.Utterances(long)
+	for _, u := range utts {
+		if _, ok := small.cache.items[u]; ok {
+			t.Fatalf("long utterance %q stored", u)
+		}
+	}
+}
+
+func TestCacheSkipsInterruptedSynthesis(t *testing.T) {
+	s, err := New(Config{Voice: "kal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop")
+	const text = "Please hold while I look that up for you."
+	err = s.Synthesize(context.Background(), text, func([]int16) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Fatalf("got %v", err)
+	}
+	if st := s.CacheStats(); st.Utterances != 0 {
+		t.Fatalf("a synthesis cut short was cached: %+v", st)
+	}
+	full := flatten(collect(t, s, text))
+	// A cached replay stops when emit fails or ctx ends, like a synthesis.
+	n := 0
+	err = s.Synthesize(context.Background(), text, func([]int16) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("replay with failing emit: %v after %d chunks", err, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Synthesize(ctx, text, func([]int16) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("replay with ended ctx: %v", err)
+	}
+	if len(full) == 0 {
+		t.Fatal("no audio")
+	}
+}
