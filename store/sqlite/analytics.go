@@ -21,6 +21,58 @@ type sqlQuerier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// prepared is an sqlExecer that runs the store's hot statements (those of
+// prepareHot) prepared, bound to the transaction; SQLite then parses them,
+// and compiles the triggers they fire, once per connection instead of once
+// per call. Other statements run as they are.
+type prepared struct {
+	tx    *sql.Tx
+	hot   map[string]*sql.Stmt
+	bound map[*sql.Stmt]*sql.Stmt
+}
+
+func (s *Store) prepared(tx *sql.Tx) *prepared {
+	return &prepared{tx: tx, hot: s.hot, bound: map[*sql.Stmt]*sql.Stmt{}}
+}
+
+// stmt is st bound to the transaction.
+func (p *prepared) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	b := p.bound[st]
+	if b == nil {
+		b = p.tx.StmtContext(ctx, st)
+		p.bound[st] = b
+	}
+	return b
+}
+
+// ExecContext runs query, prepared when it is a hot one.
+func (p *prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st, ok := p.hot[query]; ok {
+		return p.stmt(ctx, st).ExecContext(ctx, args...)
+	}
+	return p.tx.ExecContext(ctx, query, args...)
+}
+
+// hotSQL are the statements every call runs.
+var hotSQL = []string{insertCallSQL, endCallSQL, markRepeatSQL, finishCallSQL, deleteIntentsSQL, callIntentsSQL,
+	escalateSQL, reasonSQL, transferSQL, queueStateSQL, csatSQL}
+
+// prepareHot prepares hotSQL on the writer.
+func prepareHot(ctx context.Context, w *sql.DB) (map[string]*sql.Stmt, error) {
+	hot := make(map[string]*sql.Stmt, len(hotSQL))
+	for _, q := range hotSQL {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range hot {
+				st.Close()
+			}
+			return nil, fmt.Errorf("sqlite: prepare %.40q...: %w", q, err)
+		}
+		hot[q] = st
+	}
+	return hot, nil
+}
+
 // markRepeatSQL links a new call to the latest call from the same number
 // in the RepeatWindow before it (?1 id, ?2 number, ?3 start, ?4 window start).
 const markRepeatSQL = `UPDATE calls SET repeat_of = p.id, repeat_intent = p.intent
@@ -68,12 +120,14 @@ SELECT ?1, (SELECT started_at FROM calls WHERE id = ?1), coalesce(json_extract(s
 FROM turns WHERE call_id = ?1 AND ` + understoodSQL + `
 GROUP BY 3`
 
+const deleteIntentsSQL = `DELETE FROM call_intents WHERE call_id = ?`
+
 // finishCall fills the KPI columns of an ended call from its turns.
 func finishCall(ctx context.Context, db sqlExecer, id string) error {
 	if _, err := db.ExecContext(ctx, finishCallSQL, id); err != nil {
 		return fmt.Errorf("sqlite: end call %s: kpis: %w", id, err)
 	}
-	if _, err := db.ExecContext(ctx, `DELETE FROM call_intents WHERE call_id = ?`, id); err != nil {
+	if _, err := db.ExecContext(ctx, deleteIntentsSQL, id); err != nil {
 		return fmt.Errorf("sqlite: end call %s: kpis: %w", id, err)
 	}
 	if _, err := db.ExecContext(ctx, callIntentsSQL, id); err != nil {
@@ -82,14 +136,29 @@ func finishCall(ctx context.Context, db sqlExecer, id string) error {
 	return nil
 }
 
+// Statements of applyFacts.
+const (
+	escalateSQL = `UPDATE calls SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL`
+	reasonSQL   = `INSERT OR IGNORE INTO escalation_reasons (call_id, started_at, reason)
+		SELECT id, started_at, ? FROM calls WHERE id = ?`
+	transferSQL = `UPDATE calls SET
+		connected_at = coalesce(connected_at, ?1),
+		agent_id = CASE WHEN connected_at IS NULL THEN ?2 ELSE agent_id END,
+		tth_ms = CASE WHEN connected_at IS NULL THEN ?3 ELSE tth_ms END,
+		tth_bin = CASE WHEN connected_at IS NULL THEN ?4 ELSE tth_bin END,
+		queue_wait_ms = CASE WHEN connected_at IS NULL THEN ?5 ELSE queue_wait_ms END
+		WHERE id = ?6`
+	queueStateSQL = `UPDATE calls SET queue_state = ? WHERE id = ?`
+	csatSQL       = `UPDATE calls SET csat = ? WHERE id = ?`
+)
+
 // applyFacts copies what event e tells the KPIs onto its call's row.
 func applyFacts(ctx context.Context, db sqlExecer, e parley.Event, f parley.CallFacts) error {
 	wrap := func(err error) error {
 		return fmt.Errorf("sqlite: append %s event to call %s: kpis: %w", e.Kind, e.CallID, err)
 	}
 	if f.Escalated {
-		res, err := db.ExecContext(ctx, `UPDATE calls SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL`,
-			f.EscalatedAt.UnixMilli(), e.CallID)
+		res, err := db.ExecContext(ctx, escalateSQL, f.EscalatedAt.UnixMilli(), e.CallID)
 		if err != nil {
 			return wrap(err)
 		}
@@ -97,8 +166,7 @@ func applyFacts(ctx context.Context, db sqlExecer, e parley.Event, f parley.Call
 			return wrap(err)
 		} else if n == 1 {
 			for _, r := range f.Reasons {
-				if _, err := db.ExecContext(ctx, `INSERT OR IGNORE INTO escalation_reasons (call_id, started_at, reason)
-					SELECT id, started_at, ? FROM calls WHERE id = ?`, r, e.CallID); err != nil {
+				if _, err := db.ExecContext(ctx, reasonSQL, r, e.CallID); err != nil {
 					return wrap(err)
 				}
 			}
@@ -112,23 +180,17 @@ func applyFacts(ctx context.Context, db sqlExecer, e parley.Event, f parley.Call
 		if f.QueueWaitMS >= 0 {
 			wait = f.QueueWaitMS
 		}
-		if _, err := db.ExecContext(ctx, `UPDATE calls SET
-			connected_at = coalesce(connected_at, ?1),
-			agent_id = CASE WHEN connected_at IS NULL THEN ?2 ELSE agent_id END,
-			tth_ms = CASE WHEN connected_at IS NULL THEN ?3 ELSE tth_ms END,
-			tth_bin = CASE WHEN connected_at IS NULL THEN ?4 ELSE tth_bin END,
-			queue_wait_ms = CASE WHEN connected_at IS NULL THEN ?5 ELSE queue_wait_ms END
-			WHERE id = ?6`, f.ConnectedAt.UnixMilli(), f.AgentID, tth, bin, wait, e.CallID); err != nil {
+		if _, err := db.ExecContext(ctx, transferSQL, f.ConnectedAt.UnixMilli(), f.AgentID, tth, bin, wait, e.CallID); err != nil {
 			return wrap(err)
 		}
 	}
 	if f.QueueState != "" {
-		if _, err := db.ExecContext(ctx, `UPDATE calls SET queue_state = ? WHERE id = ?`, f.QueueState, e.CallID); err != nil {
+		if _, err := db.ExecContext(ctx, queueStateSQL, f.QueueState, e.CallID); err != nil {
 			return wrap(err)
 		}
 	}
 	if f.CSAT != 0 {
-		if _, err := db.ExecContext(ctx, `UPDATE calls SET csat = ? WHERE id = ?`, f.CSAT, e.CallID); err != nil {
+		if _, err := db.ExecContext(ctx, csatSQL, f.CSAT, e.CallID); err != nil {
 			return wrap(err)
 		}
 	}

@@ -48,6 +48,7 @@ type Store struct {
 
 	insertTurn  *sql.Stmt
 	insertEvent *sql.Stmt
+	hot         map[string]*sql.Stmt // prepared statements by text, see prepared
 
 	closeOnce sync.Once
 	closeErr  error
@@ -90,6 +91,9 @@ func Open(path string) (*Store, error) {
 	}
 	if s.insertEvent, err = w.PrepareContext(ctx, insertEventSQL); err != nil {
 		return nil, errors.Join(fmt.Errorf("sqlite: prepare event insert: %w", err), w.Close())
+	}
+	if s.hot, err = prepareHot(ctx, w); err != nil {
+		return nil, errors.Join(err, w.Close())
 	}
 
 	r, err := sql.Open("sqlite", dsn(path, false))
@@ -207,10 +211,10 @@ const insertEventSQL = `INSERT INTO events (call_id, at, kind, data) VALUES (?, 
 
 // CreateCall stores c and the turns it carries in one transaction.
 func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
-	return s.inTx(ctx, "create call "+c.ID, func(tx *sql.Tx) error { return s.createCall(ctx, tx, c) })
+	return s.inTx(ctx, "create call "+c.ID, func(tx *sql.Tx) error { return s.createCall(ctx, s.prepared(tx), c) })
 }
 
-func (s *Store) createCall(ctx context.Context, tx *sql.Tx, c parley.Call) error {
+func (s *Store) createCall(ctx context.Context, tx *prepared, c parley.Call) error {
 	if err := store.CheckCall(c); err != nil {
 		return fmt.Errorf("sqlite: create call: %w", err)
 	}
@@ -225,7 +229,7 @@ func (s *Store) createCall(ctx context.Context, tx *sql.Tx, c parley.Call) error
 		return err
 	}
 	if len(c.Turns) > 0 {
-		stmt := tx.StmtContext(ctx, s.insertTurn)
+		stmt := tx.stmt(ctx, s.insertTurn)
 		for _, t := range c.Turns {
 			t.CallID = c.ID
 			if err := execTurn(ctx, stmt, t); err != nil {
@@ -258,7 +262,8 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error
 // WriteBatch applies ws in order in one transaction, all or none; it is
 // how store.Async commits a burst of turns with one WAL sync.
 func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
-	return s.inTx(ctx, "write batch", func(tx *sql.Tx) error {
+	return s.inTx(ctx, "write batch", func(sqlTx *sql.Tx) error {
+		tx := s.prepared(sqlTx)
 		var turnStmt, eventStmt *sql.Stmt
 		for i, w := range ws {
 			var err error
@@ -269,12 +274,12 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 				err = endCall(ctx, tx, w.EndCall.ID, w.EndCall.EndedAt, w.EndCall.Outcome, w.EndCall.Reason)
 			case w.AppendTurn != nil:
 				if turnStmt == nil {
-					turnStmt = tx.StmtContext(ctx, s.insertTurn)
+					turnStmt = tx.stmt(ctx, s.insertTurn)
 				}
 				err = appendTurn(ctx, turnStmt, *w.AppendTurn)
 			case w.AppendEvent != nil:
 				if eventStmt == nil {
-					eventStmt = tx.StmtContext(ctx, s.insertEvent)
+					eventStmt = tx.stmt(ctx, s.insertEvent)
 				}
 				err = appendEvent(ctx, tx, eventStmt, *w.AppendEvent)
 			default:
@@ -291,12 +296,15 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 // EndCall records the end of call id; ErrNotFound when there is no such call.
 // It also fills the call's KPI columns from its turns.
 func (s *Store) EndCall(ctx context.Context, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
-	return s.inTx(ctx, "end call "+id, func(tx *sql.Tx) error { return endCall(ctx, tx, id, endedAt, outcome, reason) })
+	return s.inTx(ctx, "end call "+id, func(tx *sql.Tx) error {
+		return endCall(ctx, s.prepared(tx), id, endedAt, outcome, reason)
+	})
 }
 
+const endCallSQL = `UPDATE calls SET ended_at = ?, outcome = ?, reason = ? WHERE id = ?`
+
 func endCall(ctx context.Context, db sqlExecer, id string, endedAt time.Time, outcome parley.Outcome, reason string) error {
-	res, err := db.ExecContext(ctx, `UPDATE calls SET ended_at = ?, outcome = ?, reason = ? WHERE id = ?`,
-		millis(endedAt), string(outcome), reason, id)
+	res, err := db.ExecContext(ctx, endCallSQL, millis(endedAt), string(outcome), reason, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: end call %s: %w", id, err)
 	}
@@ -355,7 +363,8 @@ func (s *Store) AppendEvent(ctx context.Context, e parley.Event) error {
 		return appendEvent(ctx, s.write, s.insertEvent, e)
 	}
 	return s.inTx(ctx, "append "+e.Kind+" event", func(tx *sql.Tx) error {
-		return appendEvent(ctx, tx, tx.StmtContext(ctx, s.insertEvent), e)
+		p := s.prepared(tx)
+		return appendEvent(ctx, p, p.stmt(ctx, s.insertEvent), e)
 	})
 }
 
@@ -539,7 +548,11 @@ func (s *Store) ListCalls(ctx context.Context, q parley.CallQuery) ([]parley.Cal
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		for _, c := range []interface{ Close() error }{s.insertTurn, s.insertEvent, s.read, s.write} {
+		closers := []interface{ Close() error }{s.insertTurn, s.insertEvent}
+		for _, st := range s.hot {
+			closers = append(closers, st)
+		}
+		for _, c := range append(closers, s.read, s.write) {
 			if err := c.Close(); err != nil {
 				errs = append(errs, err)
 			}
