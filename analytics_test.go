@@ -10,7 +10,9 @@ import (
 
 func TestFactsOf(t *testing.T) {
 	at := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
-	ev := func(kind, data string) Event { return Event{CallID: "c", At: at, Kind: kind, Data: json.RawMessage(data)} }
+	ev := func(kind, data string) Event {
+		return Event{CallID: "c", At: at, Kind: kind, Data: json.RawMessage(data)}
+	}
 	tests := []struct {
 		name string
 		e    Event
