@@ -45,6 +45,7 @@ CREATE TABLE call_intents (
 CREATE INDEX call_intents_started ON call_intents (started_at);
 
 CREATE TABLE kpi_dirty (hour bigint NOT NULL);
+CREATE INDEX kpi_dirty_hour ON kpi_dirty (hour);
 
 CREATE FUNCTION kpi_hour_of(t timestamptz) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
