@@ -131,7 +131,7 @@
       tile("AI handle time", dur(r.ai_handle_ms), "average, start to hand-off or end"),
       tile("AI resolution time", dur(r.ai_resolution_ms), "average contained call"),
       tile("Human handle time", dur(r.human_handle_ms), "average, agent connected to end"),
-      tile("Time to human p50", dur(r.time_to_human.p50_ms), "p95 " + dur(r.time_to_human.p95_ms) + " · " + num(r.time_to_human.count) + " transfers"),
+      tile("Time to human p50", dur(r.time_to_human.p50_ms), "p95 " + dur(r.time_to_human.p95_ms) + " · " + num(r.time_to_human.count) + " connected"),
       tile("Queue wait", dur(r.queue_wait_ms), "average"),
       tile("Abandoned in queue", num(r.abandoned_in_queue), num(r.abandoned) + " abandoned in all"),
       tile("Callbacks / voicemails", num(r.callbacks) + " / " + num(r.voicemails), "instead of waiting"),
@@ -152,7 +152,7 @@
         { label: "Escalated", data: r.series.map((p) => p.escalated), backgroundColor: "#f97316" },
         { label: "Contained", data: r.series.map((p) => p.contained), backgroundColor: "#22c55e" },
       ] },
-      options: { scales: { y: { beginAtZero: true } } },
+      options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
     chart("chart-rates", {
       type: "line",
@@ -167,7 +167,7 @@
       data: { labels: r.escalation_reasons.map((x) => x.reason.replaceAll("_", " ")), datasets: [
         { label: "Escalated calls", data: r.escalation_reasons.map((x) => x.calls), backgroundColor: "#f97316" },
       ] },
-      options: { indexAxis: "y", plugins: { legend: { display: false }, tooltip: { callbacks: {
+      options: { indexAxis: "y", scales: { x: { beginAtZero: true, ticks: { precision: 0 } } }, plugins: { legend: { display: false }, tooltip: { callbacks: {
         label: (c) => num(c.raw) + " calls (" + pct(r.escalation_reasons[c.dataIndex].share) + " of escalations)" } } } },
     });
     chart("chart-csat", {
@@ -175,7 +175,7 @@
       data: { labels: ["1", "2", "3", "4", "5"], datasets: [
         { label: "Answers", data: r.csat.distribution, backgroundColor: ["#dc2626", "#f97316", "#eab308", "#84cc16", "#16a34a"] },
       ] },
-      options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
+      options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
 
     rows("intents", r.worst_intents, (x) => [
