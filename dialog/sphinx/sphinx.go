@@ -7,9 +7,13 @@
 // calibrated per-utterance confidence. It implements dialog.Transcriber
 // and dialog.PartialStream.
 //
-// Decoders are expensive (each loads its own acoustic model), so a
-// Recognizer keeps a bounded pool; a stream holds one decoder only between
-// Start and Finish or Close.
+// Decoders are expensive (each loads its own acoustic model: about 12 MB
+// and 100 ms of CPU), so a Recognizer keeps a bounded pool, made lazily
+// with one spare made ahead in the background; a stream holds one decoder
+// only while its utterance is decoded. When every decoder is busy a new
+// stream buffers its audio and catches up (decoding runs about 25 times
+// faster than real time) as soon as one is free, so a burst of callers
+// speaking at once delays some results a little instead of failing them.
 package sphinx
 
 import (
@@ -48,7 +52,8 @@ type Config struct {
 	// escalation words are always added.
 	Sentences []string
 	// MaxDecoders bounds the pool of decoders, that is the number of
-	// utterances recognized at once (default 4). Each costs about 5-10 MB.
+	// utterances decoded at once (default 4); more streams wait with their
+	// audio buffered. Each decoder costs about 12 MB.
 	MaxDecoders int
 	// ModelDir holds the en-us acoustic model and cmudict-en-us.dict
 	// (default DefaultModelDir).
@@ -96,11 +101,14 @@ type Recognizer struct {
 	gen     uint64
 	old     []*model
 
-	sem    chan struct{} // one token per decoder that exists or may be made
-	poolMu sync.Mutex
-	idle   []*decoder
-	closed bool
-	done   chan struct{}
+	sem      chan struct{} // one token per decoder in use by a stream
+	poolMu   sync.Mutex
+	poolCond *sync.Cond // signalled when a spare decoder is made or fails
+	idle     []*decoder
+	made     int  // decoders alive or being made, at most MaxDecoders
+	making   bool // a spare is being made
+	closed   bool
+	done     chan struct{}
 }
 
 // New generates the model files into cfg.DataDir and returns a Recognizer.
@@ -141,6 +149,7 @@ func New(cfg Config) (*Recognizer, error) {
 		sem:    make(chan struct{}, cfg.MaxDecoders),
 		done:   make(chan struct{}),
 	}
+	r.poolCond = sync.NewCond(&r.poolMu)
 	if err := r.Rebuild(cfg.Sentences); err != nil {
 		return nil, err
 	}
@@ -149,6 +158,7 @@ func New(cfg Config) (*Recognizer, error) {
 		return nil, err
 	}
 	r.idle = append(r.idle, d)
+	r.made = 1
 	return r, nil
 }
 
@@ -295,37 +305,110 @@ func (r *Recognizer) acquire(ctx context.Context) (*decoder, error) {
 	case <-r.done:
 		return nil, ErrClosed
 	}
+	return r.take(true)
+}
+
+// tryAcquire takes an idle decoder without waiting; it returns nil when
+// none is idle, after starting to make one in the background if fewer
+// than MaxDecoders exist, so a stream on a call's dialog loop never waits
+// for a decoder to load.
+func (r *Recognizer) tryAcquire() (*decoder, error) {
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		return nil, nil
+	}
+	return r.take(false)
+}
+
+// take hands out a decoder for the token just taken from sem: an idle one
+// (replaced if built from an older model), else a new one. With create
+// false it does not load one itself; it returns nil (and gives the token
+// back) instead. Whenever the pool runs out of idle decoders, a spare is
+// made in the background for the next stream.
+func (r *Recognizer) take(create bool) (*decoder, error) {
 	m := r.cur.Load()
 	r.poolMu.Lock()
-	if r.closed {
-		r.poolMu.Unlock()
-		<-r.sem
-		return nil, ErrClosed
-	}
 	var d *decoder
-	if n := len(r.idle); n > 0 {
-		d = r.idle[n-1]
-		r.idle = r.idle[:n-1]
+	for {
+		if r.closed {
+			r.poolMu.Unlock()
+			<-r.sem
+			return nil, ErrClosed
+		}
+		if n := len(r.idle); n > 0 {
+			d = r.idle[n-1]
+			r.idle = r.idle[:n-1]
+			break
+		}
+		if !create {
+			break
+		}
+		if r.made < r.cfg.MaxDecoders {
+			r.made++
+			break
+		}
+		// Every decoder is in use or being made, and this token's holder
+		// has none: a spare is on its way.
+		r.poolCond.Wait()
 	}
+	r.spareLocked()
 	r.poolMu.Unlock()
 	if d != nil && d.gen == m.gen {
 		return d, nil
+	}
+	if d == nil && !create {
+		<-r.sem
+		return nil, nil
 	}
 	if d != nil {
 		d.free() // built from an older model: replace it between utterances
 	}
 	d, err := r.newDecoder(m)
 	if err != nil {
+		r.poolMu.Lock()
+		r.made--
+		r.poolCond.Broadcast()
+		r.poolMu.Unlock()
 		<-r.sem
 		return nil, err
 	}
 	return d, nil
 }
 
+// spareLocked starts making a decoder in the background when none is idle
+// and the pool may grow: it keeps one ready for the next stream, so a
+// stream rarely waits for the 100 ms a decoder takes to load (more under
+// load). Called with poolMu held.
+func (r *Recognizer) spareLocked() {
+	if len(r.idle) > 0 || r.making || r.made >= r.cfg.MaxDecoders || r.closed {
+		return
+	}
+	r.made++
+	r.making = true
+	go func() {
+		d, err := r.newDecoder(r.cur.Load())
+		r.poolMu.Lock()
+		defer r.poolMu.Unlock()
+		defer r.poolCond.Broadcast()
+		r.making = false
+		if err != nil || r.closed {
+			r.made--
+			if d != nil {
+				d.free()
+			}
+			return
+		}
+		r.idle = append(r.idle, d)
+	}()
+}
+
 // release returns a decoder to the pool (or frees it after Close).
 func (r *Recognizer) release(d *decoder, healthy bool) {
 	r.poolMu.Lock()
 	if r.closed || !healthy {
+		r.made--
+		r.poolCond.Broadcast()
 		r.poolMu.Unlock()
 		d.free()
 	} else {
@@ -346,6 +429,8 @@ func (r *Recognizer) Close() error {
 	r.closed = true
 	idle := r.idle
 	r.idle = nil
+	r.made -= len(idle)
+	r.poolCond.Broadcast()
 	r.poolMu.Unlock()
 	r.modelMu.Lock()
 	close(r.done)
@@ -362,16 +447,24 @@ func (r *Recognizer) Close() error {
 	return nil
 }
 
-// Start begins recognizing one utterance in mode. It waits for a free
-// decoder until ctx ends.
+// Start begins recognizing one utterance in mode. It does not wait for a
+// decoder: when all are busy the stream buffers its audio (up to
+// maxBacklog) and starts decoding as soon as one is free; Finish waits for
+// one until ctx ends. ctx should live as long as the utterance.
 func (r *Recognizer) Start(ctx context.Context, mode dialog.Mode) (dialog.TranscribeStream, error) {
-	return r.start(ctx, mode)
+	return r.start(ctx, mode, false)
 }
 
-func (r *Recognizer) start(ctx context.Context, mode dialog.Mode) (*stream, error) {
-	d, err := r.acquire(ctx)
-	if err != nil {
-		return nil, err
+// start opens a stream; with wait it blocks until it has a decoder (batch
+// transcription, which has all its audio at once).
+func (r *Recognizer) start(ctx context.Context, mode dialog.Mode, wait bool) (*stream, error) {
+	select {
+	case <-r.done:
+		return nil, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sphinx: start: %w", err)
 	}
 	search, tune := searchOpen, r.open
 	switch mode {
@@ -380,17 +473,24 @@ func (r *Recognizer) start(ctx context.Context, mode dialog.Mode) (*stream, erro
 	case dialog.ModeYesNo:
 		search = searchYesNo
 	}
-	if err := d.setSearch(search); err != nil {
-		r.release(d, false)
-		return nil, err
-	}
-	if err := d.start(tune.cmn); err != nil {
-		r.release(d, false)
-		return nil, err
-	}
-	s := &stream{r: r, d: d, mode: mode, cmn: tune.cmn, fe: tune.fe.newState()}
+	s := &stream{r: r, ctx: ctx, mode: mode, search: search, cmn: tune.cmn, fe: tune.fe.newState()}
 	if mode == dialog.ModeDigits {
 		s.keep = make([]int16, 0, keepInitial)
+	}
+	var d *decoder
+	var err error
+	if wait {
+		d, err = r.acquire(ctx)
+	} else {
+		d, err = r.tryAcquire()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		if err := s.attach(d); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

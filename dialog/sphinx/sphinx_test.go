@@ -222,32 +222,76 @@ func TestPool(t *testing.T) {
 	}
 	defer r.Close()
 	ctx := context.Background()
-	s1, err := r.Start(ctx, dialog.ModeOpen)
+	s1, err := r.start(ctx, dialog.ModeOpen, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := r.Start(ctx, dialog.ModeDigits)
+	if s1.d == nil {
+		t.Fatal("first stream got no decoder although one was idle")
+	}
+	// The second stream finds no idle decoder: it buffers while the spare
+	// is made in the background, and takes it on a later Write.
+	s2, err := r.start(ctx, dialog.ModeDigits, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both decoders are taken: a third Start waits until its context ends.
+	for i := 0; s2.attached() == nil; i++ {
+		if i == 1000 {
+			t.Fatal("no spare decoder after 1000 writes")
+		}
+		if err := s2.Write(make([]int16, 320)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Both decoders are taken: a third stream starts at once, buffers its
+	// audio, and its Finish waits for a decoder.
+	s3, err := r.start(ctx, dialog.ModeOpen, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Write(make([]int16, 1600)); err != nil {
+		t.Fatal(err)
+	}
+	if s3.attached() != nil || len(s3.backlog) == 0 {
+		t.Fatalf("third stream: decoder %v, backlog %d; want none and buffered audio", s3.attached(), len(s3.backlog))
+	}
+	if p, err := s3.Partial(); p != "" || err != nil {
+		t.Fatalf("Partial while waiting: %q, %v", p, err)
+	}
+	// A waiting stream whose context ends fails in Finish.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := r.Start(short, dialog.ModeOpen); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("third Start: got %v, want deadline exceeded", err)
+	s4, err := r.start(short, dialog.ModeOpen, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s4.Finish(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Finish without a decoder: got %v, want deadline exceeded", err)
+	}
+	// A waiting stream buffers at most maxBacklog.
+	s5, err := r.start(ctx, dialog.ModeOpen, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		err = s5.Write(make([]int16, 16000))
+	}
+	if !errors.Is(err, errNoDecoder) || s5.samples > maxBacklog+16000 {
+		t.Fatalf("after %d samples without a decoder: %v", s5.samples, err)
+	}
+	if err := s5.Close(); err != nil {
+		t.Fatal(err)
 	}
 	cctx, ccancel := context.WithCancel(ctx)
 	ccancel()
 	if _, err := r.Start(cctx, dialog.ModeOpen); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with canceled ctx: got %v", err)
 	}
-	// A waiting Start gets the decoder as soon as a stream finishes.
+	// The waiting Finish gets the decoder as soon as a stream finishes.
 	got := make(chan error, 1)
 	go func() {
-		s, err := r.Start(ctx, dialog.ModeYesNo)
-		if err == nil {
-			err = s.Close()
-		}
+		_, err := s3.Finish()
 		got <- err
 	}()
 	if err := s1.Write(make([]int16, 1600)); err != nil {
@@ -257,7 +301,7 @@ func TestPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-got; err != nil {
-		t.Fatalf("waiting Start: %v", err)
+		t.Fatalf("waiting Finish: %v", err)
 	}
 	if err := s2.Close(); err != nil {
 		t.Fatal(err)
@@ -266,10 +310,10 @@ func TestPool(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	r.poolMu.Lock()
-	idle := len(r.idle)
+	idle, made := len(r.idle), r.made
 	r.poolMu.Unlock()
-	if idle != 2 || len(r.sem) != 0 {
-		t.Fatalf("after all streams: %d idle decoders, %d taken; want 2 idle, 0 taken", idle, len(r.sem))
+	if idle != 2 || made != 2 || len(r.sem) != 0 {
+		t.Fatalf("after all streams: %d idle decoders of %d, %d taken; want 2 idle of 2, 0 taken", idle, made, len(r.sem))
 	}
 	// Many goroutines share the pool without exceeding it.
 	var wg sync.WaitGroup
@@ -284,6 +328,12 @@ func TestPool(t *testing.T) {
 			}
 			if n := len(r.sem); n > 2 {
 				t.Errorf("%d decoders in use, max 2", n)
+			}
+			r.poolMu.Lock()
+			made := r.made
+			r.poolMu.Unlock()
+			if made > 2 {
+				t.Errorf("%d decoders made, max 2", made)
 			}
 			_ = s.Write(make([]int16, 320))
 			if _, err := s.Finish(); err != nil {

@@ -1,6 +1,7 @@
 package sphinx
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -12,13 +13,18 @@ import (
 // frameDur is the decoder's frame shift.
 const frameDur = 10 * time.Millisecond
 
-// stream recognizes one utterance; it holds a pooled decoder until Finish or Close.
+// stream recognizes one utterance; it holds a pooled decoder from the
+// first moment one is free until Finish or Close.
 type stream struct {
-	r    *Recognizer
-	mode dialog.Mode
+	r      *Recognizer
+	ctx    context.Context // bounds Finish's wait for a decoder
+	mode   dialog.Mode
+	search string // the decoder search of mode
 
 	mu      sync.Mutex
 	d       *decoder
+	ended   bool      // Finish or Close ran
+	backlog []int16   // front-end output waiting for a decoder
 	cmn     []float32 // initial cepstral mean of the mode
 	fe      feState
 	samples int
@@ -32,7 +38,14 @@ type stream struct {
 const (
 	keepInitial = 3 * sampleRate  // 3 s: most digit answers fit without growing
 	keepMax     = 20 * sampleRate // longer than any one-digit answer
+	// maxBacklog bounds the audio a stream buffers while every decoder is
+	// busy (30 s, 960 KB); a stream that waits longer fails.
+	maxBacklog = 30 * sampleRate
 )
+
+// errNoDecoder is returned by Write when a stream waited for a decoder for
+// longer than maxBacklog of audio.
+var errNoDecoder = errors.New("sphinx: no decoder free for 30 s of speech")
 
 // oneDigitMaxSpan is the longest speech (first to last word) that two
 // digits found by the any-length grammar may span and still be read again
@@ -51,39 +64,98 @@ var (
 // errStreamDone is returned by Write and Finish after the stream ended.
 var errStreamDone = errors.New("sphinx: stream already finished")
 
-// Write feeds 16 kHz audio to the decoder as it arrives.
+// Write feeds 16 kHz audio to the decoder as it arrives, or buffers it
+// while the stream waits for a decoder.
 func (s *stream) Write(pcm []int16) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.d == nil {
+	if s.ended {
 		return errStreamDone
 	}
 	if s.err != nil {
 		return s.err
 	}
 	out := s.fe.process(pcm)
+	s.keepAudio(out)
+	s.samples += len(pcm)
+	if s.d == nil {
+		d, err := s.r.tryAcquire()
+		if err != nil {
+			s.err = err
+			return err
+		}
+		if d != nil {
+			if err := s.attach(d); err != nil {
+				s.err = err
+				return err
+			}
+		}
+	}
+	if s.d == nil {
+		if len(s.backlog)+len(out) > maxBacklog {
+			s.err, s.backlog = errNoDecoder, nil
+			return s.err
+		}
+		s.backlog = append(s.backlog, out...)
+		return nil
+	}
 	if err := s.d.process(out, false); err != nil {
 		s.err = err
 		return err
 	}
-	s.keepAudio(out)
-	s.samples += len(pcm)
+	return nil
+}
+
+// attach starts the utterance on decoder d and decodes the audio buffered
+// while the stream waited for it. On failure d goes back to the pool as
+// unhealthy.
+func (s *stream) attach(d *decoder) error {
+	err := d.setSearch(s.search)
+	if err == nil {
+		err = d.start(s.cmn)
+	}
+	if err == nil && len(s.backlog) > 0 {
+		if err = d.process(s.backlog, false); err != nil {
+			d.abort()
+		}
+	}
+	s.backlog = nil
+	if err != nil {
+		s.r.release(d, false)
+		return err
+	}
+	s.d = d
 	return nil
 }
 
 // Finish ends the utterance, returns the decoder to the pool and maps the
-// best path to a Transcript with calibrated confidences.
+// best path to a Transcript with calibrated confidences. A stream still
+// waiting for a decoder waits for one here, until the context given to
+// Start ends.
 func (s *stream) Finish() (dialog.Transcript, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.d == nil {
+	if s.ended {
 		return dialog.Transcript{}, errStreamDone
+	}
+	s.ended = true
+	if s.d == nil && s.err == nil {
+		d, err := s.r.acquire(s.ctx)
+		if err == nil {
+			err = s.attach(d)
+		}
+		if err != nil {
+			s.backlog = nil
+			return dialog.Transcript{}, err
+		}
 	}
 	d := s.d
 	s.d = nil
 	if s.err != nil {
-		d.abort()
-		s.r.release(d, false)
+		if d != nil {
+			d.abort()
+			s.r.release(d, false)
+		}
 		return dialog.Transcript{}, s.err
 	}
 	tail := s.fe.flush()
@@ -104,6 +176,13 @@ func (s *stream) Finish() (dialog.Transcript, error) {
 	return transcriptOf(h, s.mode, s.fe.dynamicRange()), nil
 }
 
+// attached returns the stream's decoder, nil while it waits for one.
+func (s *stream) attached() *decoder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.d
+}
+
 // Partial returns the hypothesis so far, in the same spelling as Finish's
 // text ("oh" reads "zero" in digits mode), or "" when nothing has been
 // recognized yet. It does not end the utterance; it costs a partial
@@ -112,11 +191,14 @@ func (s *stream) Finish() (dialog.Transcript, error) {
 func (s *stream) Partial() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.d == nil {
+	if s.ended {
 		return "", errStreamDone
 	}
 	if s.err != nil {
 		return "", s.err
+	}
+	if s.d == nil {
+		return "", nil // still waiting for a decoder: nothing decoded yet
 	}
 	text, err := s.d.partial()
 	if err != nil || text == "" {
@@ -187,6 +269,11 @@ func (s *stream) secondPass(d *decoder, h hypothesis) (hypothesis, error) {
 func (s *stream) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ended {
+		return nil
+	}
+	s.ended = true
+	s.backlog = nil
 	if s.d == nil {
 		return nil
 	}

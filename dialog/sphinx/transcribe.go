@@ -31,7 +31,7 @@ func (r *Recognizer) TranscribePCM(ctx context.Context, pcm []int16, rate int, m
 		pcm = media.Resample(pcm, rate, sampleRate)
 	}
 	pcm = prepareUtterance(pcm)
-	s, err := r.start(ctx, mode)
+	s, err := r.start(ctx, mode, true)
 	if err != nil {
 		return dialog.Transcript{}, err
 	}
