@@ -81,6 +81,9 @@ type Signals struct {
 	HumanOnly       bool          `json:"human_only"`       // intent flagged for humans only
 	ProviderFailure bool          `json:"provider_failure"` // a speech or language provider failed
 	AITime          time.Duration `json:"ai_time"`          // time spent with the AI so far
+	// NoInput marks a turn in which the caller said nothing: it neither
+	// breaks nor extends a streak of turns the AI did not understand.
+	NoInput bool `json:"no_input,omitempty"`
 }
 
 // Turn is one utterance of a call, stored as the call goes.

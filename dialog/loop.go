@@ -274,6 +274,11 @@ func (l *loop) run() (Outcome, error) {
 		if l.ending != "" && s.cur == nil && !l.running && l.pending == nil && !l.inUtt && !l.ep.IsSpeechFrame() && len(l.digits) == 0 {
 			return l.end(l.ending), nil
 		}
+		// A hand-off does not wait for the caller to stop talking: what
+		// they say next is for the person they are handed to.
+		if l.ending == ReasonHandOff && s.cur == nil && !l.running && l.pending == nil {
+			return l.end(l.ending), nil
+		}
 	}
 }
 
@@ -549,6 +554,9 @@ func (l *loop) feed(pcm []int16) {
 // BargeInMinSpeech, holding off a little while a partial hypothesis shows
 // only a backchannel or nothing at all.
 func (l *loop) considerBargeIn() {
+	if l.ending == ReasonHandOff {
+		return // the caller hears the transfer announcement out
+	}
 	u := &l.utt
 	d := l.ep.SpeechDuration()
 	if u.tainted || d < l.s.cfg.BargeInMinSpeech {
@@ -845,6 +853,7 @@ func (l *loop) recordCaller(d turnDone, now time.Time) {
 		sig.AskedForHuman = job.digits == "0"
 	case jobSilence:
 		t.Start, t.End, t.EndOfSpeech = now, now, time.Time{}
+		sig.NoInput = true
 	}
 	if d.responded {
 		r := d.result

@@ -87,14 +87,20 @@ type Decision struct {
 func Decide(s parley.Signals, st State, p Policy) Decision {
 	d := Decision{Signals: s}
 	low := s.ASRConfidence < p.MinASRConfidence || s.NLUConfidence < p.MinNLUConfidence
-	if low && !s.OutOfScope {
+	switch {
+	case s.NoInput:
+		// Silence is not a misunderstanding; the dialog re-prompts and
+		// says goodbye on its own. The streaks carry over unchanged.
+	case low && !s.OutOfScope:
 		st.LowConfidence++
-	} else {
+	default:
 		st.LowConfidence = 0
 	}
-	if s.OutOfScope {
+	switch {
+	case s.NoInput:
+	case s.OutOfScope:
 		st.OutOfScope++
-	} else {
+	default:
 		st.OutOfScope = 0
 	}
 	if s.ProviderFailure {

@@ -105,3 +105,20 @@ func TestReplayMatchesLive(t *testing.T) {
 		t.Fatalf("decisions: %+v", live)
 	}
 }
+
+func TestSilenceNeitherBreaksNorExtendsAStreak(t *testing.T) {
+	p := DefaultPolicy()
+	silent := parley.Signals{NoInput: true}
+	low := ok()
+	low.NLUConfidence = 0.1
+	if ds := Replay([]parley.Signals{silent, silent, silent}, p); ds[2].Transfer {
+		t.Fatalf("silent caller transferred: %+v", ds[2])
+	}
+	ds := Replay([]parley.Signals{low, silent, low}, p)
+	if ds[1].Transfer || !ds[2].Transfer || ds[2].Reasons[0] != ReasonLowConfidence {
+		t.Fatalf("low, silence, low: %+v", ds)
+	}
+	if ds[1].State.LowConfidence != 1 {
+		t.Fatalf("silence changed the streak: %+v", ds[1].State)
+	}
+}
