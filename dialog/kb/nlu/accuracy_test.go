@@ -47,8 +47,10 @@ func TestHeldOut(t *testing.T) {
 		minRecall   float64 // out-of-scope recall
 		maxECE      float64
 	}{
+		// Measured: accuracy 0.954, ECE 0.026.
 		{"banking77 20 intents", b77train, b77test, 0.90, 0, 0.06},
-		{"clinc150 25 intents + oos", clincTrain, clincVal, 0.88, 0.55, 0.08},
+		// Measured: in-scope 0.956, oos recall 0.81, ECE 0.028.
+		{"clinc150 25 intents + oos", clincTrain, clincVal, 0.92, 0.70, 0.08},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Train(tc.train, Options{Seed: 1})

@@ -66,3 +66,22 @@ func TestChooseThreshold(t *testing.T) {
 		t.Errorf("no oos: threshold %v, want 0", th)
 	}
 }
+
+// TestLogit checks the out-of-scope signal's transform: symmetric, finite at
+// the ends, increasing.
+func TestLogit(t *testing.T) {
+	if v := logit(0.5); v != 0 {
+		t.Errorf("logit(0.5) = %v, want 0", v)
+	}
+	if a, b := logit(0.9), logit(0.1); math.Abs(a+b) > 1e-12 || a <= 0 {
+		t.Errorf("logit(0.9) = %v, logit(0.1) = %v: want opposite, positive first", a, b)
+	}
+	for _, p := range []float64{0, 1, -1, 2} {
+		if v := logit(p); math.IsInf(v, 0) || math.IsNaN(v) {
+			t.Errorf("logit(%v) = %v, want finite", p, v)
+		}
+	}
+	if !(logit(1e-3) < logit(1e-2) && logit(0.99) < logit(0.999)) {
+		t.Error("logit is not increasing")
+	}
+}
