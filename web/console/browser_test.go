@@ -284,6 +284,13 @@ func TestAgentPageInBrowser(t *testing.T) {
 	run(t, ctx, "hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	waitCalled(t, f, "AgentHangup u-alice CA-42")
 	poll(t, ctx, "wrap-up form", `!document.getElementById('wrapup').hidden && window.parleyConsole.pc === null`, `window.parleyConsole.state().phase`)
+	// Saving waits for the server to say the call is over.
+	if v, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#wrapup-form button[type=submit]').disabled`)); !v {
+		t.Fatal("wrap-up can be saved before the server ended the call")
+	}
+	f.publish(switchboard.Update{Kind: switchboard.UpdateEnded, CallID: "CA-42"})
+	f.publish(switchboard.Update{Kind: switchboard.UpdateAgent, AgentID: alice.ID, Agent: &escalation.Agent{ID: alice.ID, State: escalation.AgentWrapUp, CallID: "CA-42"}})
+	poll(t, ctx, "wrap-up can be saved", `!document.querySelector('#wrapup-form button[type=submit]').disabled`, `document.getElementById('wrapup').innerText`)
 	run(t, ctx, "wrap up",
 		chromedp.SetValue(chromedp.CSS("#disposition"), "follow_up"),
 		chromedp.SendKeys(chromedp.CSS("#notes"), "Card blocked, new one ordered"),

@@ -23,6 +23,8 @@
     muted: false,
     hold: false,
     startedAt: 0,
+    wrapForce: false, // the wrap-up form may be saved without the server's word
+    wrapTimer: 0,
     audio: 'none', // none | connecting | connected | lost
   };
 
@@ -104,7 +106,14 @@
       const others = ((S.call && S.call.listeners) || []).map((l) => l.name + ' (' + l.mode + ')');
       fill($('call-with'), others.length ? 'Also on the call: ' + others.join(', ') : '');
     }
-    if (p === 'wrapup') fill($('wrapup-call'), 'Call with ' + ((S.brief && S.brief.from) || 'the caller') + ' has ended.');
+    if (p === 'wrapup') {
+      // The server moves the agent to wrap-up once the call is really
+      // over; saving before that would race it (fallback after 10 s).
+      const ready = (S.agent && S.agent.state === 'wrapup') || S.wrapForce;
+      const submit = $('wrapup-form').querySelector('button[type=submit]');
+      submit.disabled = !ready;
+      fill($('wrapup-call'), ready ? 'Call with ' + ((S.brief && S.brief.from) || 'the caller') + ' has ended.' : 'Ending the call…');
+    }
     renderBrief();
     P.renderTranscript($('transcript'), S.turns);
     renderState();
@@ -155,6 +164,9 @@
   function toWrapUp() {
     release();
     S.phase = 'wrapup';
+    S.wrapForce = false;
+    clearTimeout(S.wrapTimer);
+    S.wrapTimer = setTimeout(() => { S.wrapForce = true; render(); }, 10000);
     S.offer = null;
     render();
     $('disposition').focus();
@@ -162,6 +174,7 @@
 
   function toIdle() {
     release();
+    clearTimeout(S.wrapTimer);
     S.phase = 'idle';
     S.offer = null; S.call = null; S.callId = ''; S.brief = null; S.turns = [];
     S.muted = false; S.hold = false; S.startedAt = 0;
@@ -199,6 +212,7 @@
         S.agent = u.agent;
         if (S.agent.state === 'wrapup' && S.phase === 'call') toWrapUp();
         else if ((S.agent.state === 'available' || S.agent.state === 'away') && S.phase === 'wrapup') toIdle();
+        else if (S.phase === 'wrapup') render();
         renderState();
         break;
       case 'offer':

@@ -243,12 +243,14 @@
   async function leave() {
     const id = S.join.callId;
     if (!id) return;
-    releaseJoin();
+    // Tell the server first: closing the audio first would look like a
+    // dropped connection.
     try {
       await P.api('POST', '/api/supervisor/calls/' + encodeURIComponent(id) + '/leave');
     } catch (err) {
       if (err.status !== 404) setNotice('Leaving failed: ' + err.message, true);
     }
+    if (S.join.callId === id) releaseJoin();
   }
 
   async function choose(mode) {
