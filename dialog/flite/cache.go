@@ -111,6 +111,40 @@ func (s *Synthesizer) CacheStats() CacheStats {
 	return CacheStats{Hits: c.hits, Misses: c.misses, Bytes: c.bytes, Utterances: len(c.items)}
 }
 
+// Warm synthesizes texts into the audio cache ahead of the calls that will
+// say them (a knowledge base's fixed answers, the greeting), one utterance
+// at a time so calls already running keep the other synthesis slots. It
+// returns when all are cached, ctx ends (its error), or the cache is off
+// (nil at once). Text the cache cannot hold is synthesized and dropped.
+func (s *Synthesizer) Warm(ctx context.Context, texts ...string) error {
+	if s.cache == nil {
+		return nil
+	}
+	for _, text := range texts {
+		utts, _ := prepare(s.norm, text, s.maxChars)
+		for _, u := range utts {
+			if _, ok := s.cache.peek(u); ok {
+				continue
+			}
+			if err := s.speak(ctx, u, func([]int16) error { return nil }); err != nil && ctx.Err() != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// peek is get without counting a lookup or refreshing the entry.
+func (c *audioCache) peek(text string) ([]int16, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[text]
+	if !ok {
+		return nil, false
+	}
+	return el.Value.(*cacheEntry).pcm, true
+}
+
 // replay hands stored audio to emit in fresh chunks the callee may keep,
 // stopping when ctx ends or emit fails, as a synthesis would.
 func replay(ctx context.Context, pcm []int16, emit func([]int16) error) error {

@@ -107,3 +107,34 @@ func TestCacheSkipsInterruptedSynthesis(t *testing.T) {
 		t.Fatal("no audio")
 	}
 }
+
+func TestWarm(t *testing.T) {
+	s, err := New(Config{Voice: "kal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	texts := []string{"Thanks for calling. How can I help?", "Our fees are listed in the app."}
+	if err := s.Warm(context.Background(), texts...); err != nil {
+		t.Fatal(err)
+	}
+	st := s.CacheStats()
+	if st.Utterances != 3 || st.Hits != 0 {
+		t.Fatalf("after Warm: %+v, want 3 utterances and no hits", st)
+	}
+	collect(t, s, texts[0])
+	if st := s.CacheStats(); st.Hits != 2 || st.Misses != 3 {
+		t.Fatalf("speaking a warmed text: %+v", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Warm(ctx, "Something new."); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Warm with ended ctx: %v", err)
+	}
+	off, err := New(Config{Voice: "kal", CacheBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := off.Warm(context.Background(), texts...); err != nil {
+		t.Fatal(err)
+	}
+}
