@@ -55,6 +55,13 @@ type Config struct {
 	// utterances decoded at once (default 4); more streams wait with their
 	// audio buffered. Each decoder costs about 12 MB.
 	MaxDecoders int
+	// Preload is how many decoders to have ready before calls need them
+	// (at most MaxDecoders): New makes the first, the rest are made one
+	// after another in the background. Default 0 (1): decoders are made
+	// as calls need them, with one spare made ahead. Preloading moves the
+	// 100 ms of CPU each decoder takes to load out of a burst of calls
+	// and into start-up, and its memory into the shared engines.
+	Preload int
 	// ModelDir holds the en-us acoustic model and cmudict-en-us.dict
 	// (default DefaultModelDir).
 	ModelDir string
@@ -159,7 +166,38 @@ func New(cfg Config) (*Recognizer, error) {
 	}
 	r.idle = append(r.idle, d)
 	r.made = 1
+	if n := min(cfg.Preload, cfg.MaxDecoders); n > 1 {
+		go r.preload(n)
+	}
 	return r, nil
+}
+
+// preload makes decoders in the background until n exist (fewer if the
+// recognizer closes or a load fails).
+func (r *Recognizer) preload(n int) {
+	for {
+		r.poolMu.Lock()
+		if r.closed || r.made >= n {
+			r.poolMu.Unlock()
+			return
+		}
+		r.made++
+		r.poolMu.Unlock()
+		d, err := r.newDecoder(r.cur.Load())
+		r.poolMu.Lock()
+		if err != nil || r.closed {
+			r.made--
+			r.poolCond.Broadcast()
+			r.poolMu.Unlock()
+			if d != nil {
+				d.free()
+			}
+			return
+		}
+		r.idle = append(r.idle, d)
+		r.poolCond.Broadcast()
+		r.poolMu.Unlock()
+	}
 }
 
 // parseCMNInit reads a -cmninit value: 13 comma-separated numbers.

@@ -356,6 +356,37 @@ func TestPool(t *testing.T) {
 	}
 }
 
+func TestPreload(t *testing.T) {
+	r, err := New(Config{DataDir: t.TempDir(), Sentences: []string{"check my balance"}, MaxDecoders: 3, Preload: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// The background loads fill the pool up to MaxDecoders, not Preload.
+	r.poolMu.Lock()
+	for len(r.idle) < 3 {
+		r.poolCond.Wait()
+	}
+	made := r.made
+	r.poolMu.Unlock()
+	if made != 3 {
+		t.Fatalf("%d decoders made, want 3", made)
+	}
+	for range 3 {
+		s, err := r.start(context.Background(), dialog.ModeOpen, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.attached() == nil {
+			t.Fatal("a stream found no preloaded decoder")
+		}
+		defer s.Close()
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCloseWithActiveStream frees a decoder that is still in use when its
 // stream ends after the recognizer closed.
 func TestCloseWithActiveStream(t *testing.T) {
