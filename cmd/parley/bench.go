@@ -44,19 +44,23 @@ var benchQuestions = []string{
 type benchResult struct {
 	Concurrency  int     `json:"concurrency"`
 	DurationS    float64 `json:"duration_s"`
+	RampS        float64 `json:"ramp_s,omitempty"`
 	Calls        int     `json:"calls"`
 	Failed       int     `json:"failed_calls"`
 	Turns        int     `json:"turns"`
 	NoAnswer     int     `json:"unanswered_turns"`
 	LatencyP50MS float64 `json:"latency_p50_ms"`
 	LatencyP95MS float64 `json:"latency_p95_ms"`
+	LatencyP99MS float64 `json:"latency_p99_ms"`
 	LatencyMaxMS float64 `json:"latency_max_ms"`
-	Frames       int     `json:"frames"`
-	LateFrames   int     `json:"late_frames"`
-	LatePct      float64 `json:"late_frames_pct"`
-	RSSBaseMB    float64 `json:"server_rss_base_mb,omitempty"`
-	RSSPeakMB    float64 `json:"server_rss_peak_mb,omitempty"`
-	MBPerCall    float64 `json:"server_mb_per_call,omitempty"`
+	// Over900 counts answered turns slower than the 900 ms p95 target.
+	Over900    int     `json:"turns_over_900ms"`
+	Frames     int     `json:"frames"`
+	LateFrames int     `json:"late_frames"`
+	LatePct    float64 `json:"late_frames_pct"`
+	RSSBaseMB  float64 `json:"server_rss_base_mb,omitempty"`
+	RSSPeakMB  float64 `json:"server_rss_peak_mb,omitempty"`
+	MBPerCall  float64 `json:"server_mb_per_call,omitempty"`
 	// CPUSeconds is the server process's user+system CPU time while the
 	// calls ran (warm-up excluded); less sensitive to a noisy machine than
 	// latency. CPUPerCallMin normalizes it to one minute of one call.
@@ -105,6 +109,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	to := fs.String("to", "", "server to call; empty starts one (this binary, embedded defaults) and measures its memory too")
 	token := fs.String("token", os.Getenv("PARLEY_TWILIO_AUTH_TOKEN"), "Twilio auth token the server checks")
 	decoders := fs.Int("decoders", 0, "speech decoders for the server this command starts (default: the server's own default)")
+	ramp := fs.Duration("ramp", 0, "spread the callers' first calls over this long (default 150 ms apart: all first questions within a few seconds, a burst)")
 	profile := fs.String("profile", "", "directory for the started server's CPU profile (cpu.pprof, the measured period) and heap profiles (heap.pprof, allocs.pprof, goroutine.txt, at its end); read them with go tool pprof")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -140,7 +145,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer stopServerProcess(srv)
 	}
-	res, err := benchCalls(ctx, *to, *token, *n, *dur, srv, prof, stderr)
+	if *ramp < 0 || *ramp >= *dur {
+		return errors.New("bench: --ramp must be shorter than --duration")
+	}
+	res, err := benchCalls(ctx, *to, *token, *n, *dur, *ramp, srv, prof, stderr)
 	if err != nil {
 		return err
 	}
@@ -149,7 +157,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return enc.Encode(res)
 }
 
-func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration, srv *exec.Cmd, prof *benchProfiler, stderr io.Writer) (*benchResult, error) {
+func benchCalls(ctx context.Context, url, token string, n int, dur, ramp time.Duration, srv *exec.Cmd, prof *benchProfiler, stderr io.Writer) (*benchResult, error) {
 	tts, err := flite.New(flite.Config{Voice: "slt"})
 	if err != nil {
 		return nil, err
@@ -174,7 +182,7 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 	if _, err := placeCall(ctx, callOptions{Dialer: twilio.Dialer{ServerURL: url, AuthToken: token}, Steps: []callStep{{stepSay, benchQuestions[0]}}, HangupAfter: true}, say); err != nil {
 		return nil, fmt.Errorf("bench: warm-up call: %w", err)
 	}
-	res := &benchResult{Concurrency: n, DurationS: dur.Seconds()}
+	res := &benchResult{Concurrency: n, DurationS: dur.Seconds(), RampS: ramp.Seconds()}
 	var cpu0 float64
 	if srv != nil {
 		res.RSSBaseMB = rssMB(srv.Process.Pid)
@@ -222,7 +230,11 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 		go func(i int) {
 			defer wg.Done()
 			// Stagger the callers so their turns do not all line up.
-			time.Sleep(time.Duration(i) * 150 * time.Millisecond)
+			gap := 150 * time.Millisecond
+			if ramp > 0 {
+				gap = ramp / time.Duration(n)
+			}
+			time.Sleep(time.Duration(i) * gap)
 			rng := rand.New(rand.NewPCG(uint64(i), 7))
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				steps := make([]callStep, 3)
@@ -295,6 +307,12 @@ func benchCalls(ctx context.Context, url, token string, n int, dur time.Duration
 	sort.Float64s(latencies)
 	res.LatencyP50MS = percentile(latencies, 0.50)
 	res.LatencyP95MS = percentile(latencies, 0.95)
+	res.LatencyP99MS = percentile(latencies, 0.99)
+	for _, l := range latencies {
+		if l > 900 {
+			res.Over900++
+		}
+	}
 	if len(latencies) > 0 {
 		res.LatencyMaxMS = latencies[len(latencies)-1]
 	}
