@@ -211,7 +211,11 @@
       case 'agent':
         S.agent = u.agent;
         if (S.agent.state === 'wrapup' && S.phase === 'call') toWrapUp();
-        else if ((S.agent.state === 'available' || S.agent.state === 'away') && S.phase === 'wrapup') toIdle();
+        else if (['available', 'away', 'offline'].includes(S.agent.state) && (S.phase === 'wrapup' || S.phase === 'call')) {
+          // Off the call without a wrap-up: the audio was lost and the
+          // caller went back to the queue (a notice says so).
+          toIdle();
+        }
         else if (S.phase === 'wrapup') render();
         renderState();
         break;
