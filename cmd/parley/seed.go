@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parley-ai/parley"
@@ -34,9 +35,11 @@ const seedBatch = 500
 
 // seedResult is what bench seed prints.
 type seedResult struct {
-	Calls int     `json:"calls"`
-	Store string  `json:"store"` // "sqlite" or "postgres"
-	SeedS float64 `json:"seed_s"`
+	Calls int    `json:"calls"`
+	Store string `json:"store"` // "sqlite" or "postgres"
+	// Writers is how many write transactions ran at once.
+	Writers int     `json:"writers"`
+	SeedS   float64 `json:"seed_s"`
 	// RollupS is the first rebuild of the hourly KPI rollups over every
 	// seeded hour (a server does it little by little as calls come in).
 	RollupS float64 `json:"rollup_s"`
@@ -66,14 +69,15 @@ func runBenchSeed(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	days := fs.Int("days", 30, "the calls are spread over this many days before now")
 	runs := fs.Int("runs", 5, "how many times to time the KPI query")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed writes the same calls, with new IDs)")
+	writers := fs.Int("writers", 0, "concurrent write transactions (default: 1 on SQLite, which has one writer, 4 on PostgreSQL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("bench seed: unexpected argument %q", fs.Arg(0))
 	}
-	if *n < 1 || *n > 50_000_000 || *days < 1 || *days > 3*365 || *runs < 1 || *runs > 100 {
-		return errors.New("bench seed: --calls 1-50000000, --days 1-1095, --runs 1-100")
+	if *n < 1 || *n > 50_000_000 || *days < 1 || *days > 3*365 || *runs < 1 || *runs > 100 || *writers < 0 || *writers > 64 {
+		return errors.New("bench seed: --calls 1-50000000, --days 1-1095, --runs 1-100, --writers 0-64")
 	}
 	if *storeURL != "" && *dataDir != "" {
 		return errors.New("bench seed: give --store or --data-dir, not both")
@@ -93,10 +97,16 @@ func runBenchSeed(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	to := time.Now().UTC().Truncate(time.Hour)
 	from := to.Add(-time.Duration(*days) * 24 * time.Hour)
-	res := seedResult{Calls: *n, Store: kind, From: from, To: to, KPIRuns: *runs}
+	if *writers == 0 {
+		*writers = 1
+		if kind == "postgres" {
+			*writers = 4
+		}
+	}
+	res := seedResult{Calls: *n, Store: kind, Writers: *writers, From: from, To: to, KPIRuns: *runs}
 
 	start := time.Now()
-	if err := g.write(ctx, st, *n, from, to, stderr); err != nil {
+	if err := g.write(ctx, st, *n, *writers, from, to, stderr); err != nil {
 		return err
 	}
 	res.SeedS = seedRound(time.Since(start).Seconds())
@@ -249,42 +259,69 @@ func (g *seeder) number(t time.Time) string {
 	return num
 }
 
-// write stores n calls in [from, to), seedBatch calls per transaction.
-func (g *seeder) write(ctx context.Context, st parley.Store, n int, from, to time.Time, stderr io.Writer) error {
+// write stores n calls in [from, to), seedBatch calls per transaction,
+// with up to writers transactions at once. The calls are made in time
+// order by this goroutine; with several writers, a caller's call in one
+// batch may not yet see their call in a batch still being written, so a
+// few repeat contacts at batch edges go uncounted.
+func (g *seeder) write(ctx context.Context, st parley.Store, n, writers int, from, to time.Time, stderr io.Writer) error {
 	starts := g.startTimes(n, from, to)
 	b, batched := st.(store.Batcher)
-	var ws []store.Write
-	flush := func() error {
-		if len(ws) == 0 {
-			return nil
-		}
-		if batched {
-			if err := b.WriteBatch(ctx, ws); err != nil {
-				return fmt.Errorf("bench seed: %w", err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []store.Write, writers)
+	errc := make(chan error, writers)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for ws := range batches {
+				var err error
+				if batched {
+					if err = b.WriteBatch(ctx, ws); err != nil {
+						err = fmt.Errorf("bench seed: %w", err)
+					}
+				} else {
+					err = writeOneByOne(ctx, st, ws)
+				}
+				if err != nil {
+					errc <- err
+					cancel()
+					for range batches { // let the producer finish
+					}
+					return
+				}
 			}
-		} else if err := writeOneByOne(ctx, st, ws); err != nil {
-			return err
+		})
+	}
+	produce := func() error {
+		defer close(batches)
+		var ws []store.Write
+		last := time.Now()
+		for i, t := range starts {
+			ws = g.call(ws, fmt.Sprintf("%s%08d", g.prefix, i), t)
+			if (i+1)%seedBatch == 0 || i == len(starts)-1 {
+				select {
+				case batches <- ws:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				ws = nil
+				if time.Since(last) > 10*time.Second {
+					fmt.Fprintf(stderr, "bench seed: %d of %d calls\n", i+1, n)
+					last = time.Now()
+				}
+			}
 		}
-		ws = ws[:0]
 		return nil
 	}
-	last := time.Now()
-	for i, t := range starts {
-		ws = g.call(ws, fmt.Sprintf("%s%08d", g.prefix, i), t)
-		if (i+1)%seedBatch == 0 {
-			if err := flush(); err != nil {
-				return err
-			}
-			if time.Since(last) > 10*time.Second {
-				fmt.Fprintf(stderr, "bench seed: %d of %d calls\n", i+1, n)
-				last = time.Now()
-			}
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	perr := produce()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
 	}
-	return flush()
+	return perr
 }
 
 func writeOneByOne(ctx context.Context, st parley.Store, ws []store.Write) error {

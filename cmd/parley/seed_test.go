@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/store/postgres"
 	"github.com/parley-ai/parley/store/sqlite"
 )
 
@@ -67,12 +74,70 @@ func TestBenchSeed(t *testing.T) {
 	}
 }
 
+// TestBenchSeedPostgres seeds a fresh PostgreSQL database (the server of
+// PARLEY_TEST_POSTGRES_URL, default the local one) with three writers at
+// once, and checks every call arrived with its KPI columns.
+func TestBenchSeedPostgres(t *testing.T) {
+	ctx := context.Background()
+	admin := os.Getenv("PARLEY_TEST_POSTGRES_URL")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("postgres tests need a server (set PARLEY_TEST_POSTGRES_URL): %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) }) // after the drop below
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "parley_seed_test_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("PARLEY_TEST_POSTGRES_URL must be a postgres:// URL here: %v", err)
+	}
+	u.Path = "/" + name
+	var out, errOut bytes.Buffer
+	if err := runBenchSeed(ctx, []string{"--calls", "1500", "--store", u.String(), "--days", "2", "--writers", "3", "--runs", "1"}, &out, &errOut); err != nil {
+		t.Fatalf("bench seed: %v\n%s", err, errOut.String())
+	}
+	var res seedResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output %q: %v", out.String(), err)
+	}
+	if res.Calls != 1500 || res.Store != "postgres" || res.Writers != 3 || res.EscalationRate <= 0 || res.RepeatRate <= 0 {
+		t.Errorf("result = %+v", res)
+	}
+	st, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := st.KPIs(ctx, parley.KPIQuery{From: res.From, To: res.To})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Calls != 1500 || r.Ended != 1500 || len(r.Series) != 48 || r.TimeToHuman.Count == 0 || len(r.WorstIntents) == 0 {
+		t.Errorf("report: %d calls, %d ended, %d points, %d transfers, %d intents", r.Calls, r.Ended, len(r.Series), r.TimeToHuman.Count, len(r.WorstIntents))
+	}
+}
+
 func TestBenchSeedRejects(t *testing.T) {
 	for _, args := range [][]string{
 		{"--calls", "0"},
 		{"--calls", "10", "--store", "mysql://x", "--data-dir", "/tmp"},
 		{"--calls", "10", "--store", "mysql://x"},
 		{"--calls", "10", "--days", "0"},
+		{"--calls", "10", "--writers", "-1"},
 		{"extra"},
 	} {
 		var out, errOut bytes.Buffer
