@@ -8,13 +8,19 @@ package main
 // the caller); the agent hangs up and wraps up.
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +29,7 @@ import (
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/media"
+	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 	"github.com/parley-ai/parley/telephony/twilio"
 	"github.com/parley-ai/parley/web/auth"
 )
@@ -326,6 +333,86 @@ func correlation(ref, got []int16) float64 {
 	return best
 }
 
+// outsider is a second agent's console over plain HTTP: logged in and
+// signed in (its event stream is open) but away, so no call is offered
+// to it. It keeps everything its stream carried.
+type outsider struct {
+	client *http.Client
+	csrf   string
+	mu     sync.Mutex
+	seen   strings.Builder
+	events int
+	done   chan struct{}
+	stop   context.CancelFunc
+}
+
+func newOutsider(t *testing.T, u parley.User) *outsider {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	o := &outsider{client: &http.Client{Jar: jar}, done: make(chan struct{})}
+	resp, err := o.client.Post(testServer.url+"/api/login", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"name":%q,"password":%q}`, u.Name, consolePassword)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var login struct{ CSRF string }
+	err = json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("outsider login: %d %v", resp.StatusCode, err)
+	}
+	o.csrf = login.CSRF
+	ctx, cancel := context.WithCancel(context.Background())
+	o.stop = cancel
+	req, _ := http.NewRequestWithContext(ctx, "GET", testServer.url+"/api/console/events", nil)
+	resp, err = o.client.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		cancel()
+		t.Fatalf("outsider event stream: %v %v", err, resp)
+	}
+	go func() {
+		defer close(o.done)
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			o.mu.Lock()
+			o.seen.WriteString(line)
+			if strings.HasPrefix(line, "data: ") {
+				o.events++
+			}
+			o.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { o.stop(); <-o.done })
+	return o
+}
+
+// post sends a state-changing request with the session's CSRF token.
+func (o *outsider) post(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", testServer.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(auth.CSRFHeader, o.csrf)
+	resp, err := o.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// stream is what the outsider's event stream carried so far.
+func (o *outsider) stream() (string, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seen.String(), o.events
+}
+
 func TestConsoleWarmTransferInBrowsers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -358,6 +445,7 @@ func TestConsoleWarmTransferInBrowsers(t *testing.T) {
 
 	agentUser := consoleUser(t, "e2e-agent", parley.RoleAgent)
 	supUser := consoleUser(t, "e2e-supervisor", parley.RoleSupervisor)
+	other := newOutsider(t, consoleUser(t, "e2e-other-agent", parley.RoleAgent))
 
 	agent := page{t: t, ctx: consoleBrowser(t, agentWAV), name: "agent page"}
 	sup := page{t: t, ctx: consoleBrowser(t, toneWAV), name: "supervisor page"}
@@ -401,6 +489,34 @@ func TestConsoleWarmTransferInBrowsers(t *testing.T) {
 	sup.wait("call listed for the supervisor", fmt.Sprintf(`!!document.querySelector('#calls tr[data-id=%q]')`, call.CallSID),
 		`document.getElementById('calls').innerText`, 10*time.Second)
 	agent.screenshot(art, "console-e2e-agent-offer.png")
+
+	// Nobody else gets at the call: not without a session, not as another
+	// agent (who cannot take it or hang it up, and never gets an answer SDP).
+	_, probeOffer, err := func() (*mwebrtc.Peer, string, error) {
+		p, sdp, err := mwebrtc.NewOffer(mwebrtc.Config{LoopbackOnly: true})
+		if p != nil {
+			p.Close()
+		}
+		return p, sdp, err
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerBody, _ := json.Marshal(map[string]string{"sdp": probeOffer})
+	resp, err := http.Post(testServer.url+"/api/agent/offers/"+call.CallSID+"/accept", "application/json", strings.NewReader(string(offerBody)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("accept without a session: %d, want 401", resp.StatusCode)
+	}
+	if code, body := other.post(t, "/api/agent/offers/"+call.CallSID+"/accept", string(offerBody)); code != http.StatusConflict || strings.Contains(body, "sdp") {
+		t.Fatalf("another agent accepting the call: %d %s, want 409 without an answer", code, body)
+	}
+	if code, body := other.post(t, "/api/supervisor/calls/"+call.CallSID+"/join", `{"mode":"listen","sdp":"v=0"}`); code != http.StatusForbidden {
+		t.Fatalf("an agent joining as a supervisor: %d %s, want 403", code, body)
+	}
 
 	// Accept: the audio is bridged.
 	agent.do("accept", chromedp.Click(chromedp.CSS("#accept")))
@@ -505,6 +621,9 @@ func TestConsoleWarmTransferInBrowsers(t *testing.T) {
 	if bargeTone < 100 {
 		t.Errorf("the caller does not hear a barging supervisor: 1.2 kHz prominence %.1f", bargeTone)
 	}
+	if code, body := other.post(t, "/api/agent/calls/"+call.CallSID+"/hangup", ""); code != http.StatusForbidden {
+		t.Fatalf("another agent hanging up the call: %d %s, want 403", code, body)
+	}
 	sup.do("leave", chromedp.Click(chromedp.CSS("#leave")))
 	sup.wait("left", `window.parleyConsole.state().joined === ''`, `JSON.stringify(window.parleyConsole.state())`, 10*time.Second)
 
@@ -528,6 +647,17 @@ func TestConsoleWarmTransferInBrowsers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("the caller's call is still up 10 s after the agent hung up")
 	}
+	// The other agent's stream carried their own state and nothing of the call.
+	seen, events := other.stream()
+	if events == 0 || !strings.Contains(seen, "event: snapshot") {
+		t.Fatalf("the other agent's stream carried nothing: %q", seen)
+	}
+	for _, secret := range []string{call.CallSID, "+14155550166", "stolen", agentUser.ID} {
+		if strings.Contains(seen, secret) {
+			t.Fatalf("the other agent's stream carried %q:\n%s", secret, seen)
+		}
+	}
+	t.Logf("the other agent's stream: %d events, none about the call", events)
 	stored := storedCall(t, call.CallSID)
 	t.Logf("stored call: outcome %q (%s), %d turns", stored.Outcome, stored.Reason, len(stored.Turns))
 	if stored.Outcome != parley.OutcomeEscalated {
