@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -32,6 +33,7 @@ func AnalyticsContract(t *testing.T, open func(t *testing.T) AnalyticsBackend) {
 		{"Updates", analyticsUpdates},
 		{"Rejects", analyticsRejects},
 		{"DailySeries", analyticsDaily},
+		{"ManyHours", analyticsManyHours},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -375,5 +377,33 @@ func analyticsDaily(t *testing.T, s AnalyticsBackend) {
 	}
 	if r.Calls != 8 || r.Repeats.Calls != 1 {
 		t.Errorf("nine days: %d calls, %d repeats", r.Calls, r.Repeats.Calls)
+	}
+}
+
+// analyticsManyHours writes calls in more hours than one rollup refresh
+// rebuilds at once, twice: the second time every hour changes again.
+func analyticsManyHours(t *testing.T, s AnalyticsBackend) {
+	ctx := context.Background()
+	const hours = 60
+	for round := range 2 {
+		for h := range hours {
+			id := fmt.Sprintf("m%d-%02d", round, h)
+			start := kat(time.Duration(h)*time.Hour + time.Duration(10+30*round)*time.Minute)
+			if err := s.CreateCall(ctx, parley.Call{ID: id, Channel: parley.ChannelTwilio, From: fmt.Sprintf("+1555%04d", h), StartedAt: start}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.EndCall(ctx, id, start.Add(time.Minute), parley.OutcomeResolved, "bye"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := kpis(t, s, KPIT0, kat(hours*time.Hour))
+		if r.Calls != int64(hours*(round+1)) || r.Contained != r.Calls || len(r.Series) != hours || r.Repeats.Calls != int64(hours*round) {
+			t.Fatalf("round %d: %d calls, %d contained, %d points, %d repeats", round, r.Calls, r.Contained, len(r.Series), r.Repeats.Calls)
+		}
+		for i, p := range r.Series {
+			if p.Calls != int64(round+1) || !near(p.ContainmentRate, 1) {
+				t.Fatalf("round %d: hour %d = %+v", round, i, p)
+			}
+		}
 	}
 }
