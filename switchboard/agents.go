@@ -18,6 +18,9 @@ import (
 // Desk returns the queue and agents of this switchboard.
 func (sb *Switchboard) Desk() *escalation.Desk { return sb.desk }
 
+// Agent returns an agent's state on the desk.
+func (sb *Switchboard) Agent(id string) (escalation.Agent, bool) { return sb.desk.Agent(id) }
+
 // Live returns every live call with its transcript, the queue and the agents.
 func (sb *Switchboard) Live() Snapshot {
 	sb.mu.Lock()
@@ -165,8 +168,10 @@ func (sb *Switchboard) Accept(ctx context.Context, agentID, callID, offerSDP str
 		_ = sb.desk.Requeue(req, agentID)
 		return "", fmt.Errorf("switchboard: agent audio: %w", err)
 	}
+	j := &agentJoin{agent: agent, peer: peer, acceptedAt: accepted}
 	select {
-	case c.joinCh <- &agentJoin{agent: agent, peer: peer, acceptedAt: accepted}:
+	case c.joinCh <- j:
+		go sb.listenEarly(c, j)
 	default:
 		_ = peer.Close()
 		sb.desk.Finish(agentID, 0)
@@ -279,6 +284,13 @@ func (sb *Switchboard) WrapUp(ctx context.Context, agentID, callID string, w Wra
 	}
 	raw := map[string]any{"agent_id": agentID, "disposition": w.Disposition, "notes": sb.redactText(w.Notes)}
 	sb.event(callID, "wrapup", raw)
+	if a, ok := sb.desk.Agent(agentID); ok && a.State == escalation.AgentBusy {
+		// The bridge is still coming down: finishAgent makes them available.
+		sb.mu.Lock()
+		sb.wrapped[agentID] = callID
+		sb.mu.Unlock()
+		return nil
+	}
 	sb.mu.Lock()
 	delete(sb.agentCalls, agentID)
 	sb.mu.Unlock()

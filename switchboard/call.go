@@ -28,8 +28,9 @@ type call struct {
 	legDone chan struct{} // closed when the leg's reader returned
 	legErr  error         // what it returned (read after legDone)
 
-	joinCh   chan *agentJoin // an agent accepted; cap 1
-	hangupCh chan string     // the agent hung up (agent id); cap 1
+	cancel   context.CancelFunc // ends the call wherever it is (Drain)
+	joinCh   chan *agentJoin    // an agent accepted; cap 1
+	hangupCh chan string        // the agent hung up (agent id); cap 1
 
 	mu          sync.Mutex
 	phase       Phase
@@ -69,6 +70,14 @@ type agentJoin struct {
 	agent      escalation.Agent
 	peer       *mwebrtc.Peer
 	acceptedAt time.Time
+
+	// Set under the call's lock by attachLocked and detach.
+	party       *media.Party  // the agent in the conference, once attached
+	connectedAt time.Time     // when the agent's audio joined the call
+	pumped      chan struct{} // closed when the agent's audio pump ended
+	released    bool          // detached: never attach again
+
+	hear atomic.Pointer[func([]int16)] // the agent's recognizer, while bridged
 }
 
 // listener is a supervisor joined to the call.

@@ -67,6 +67,7 @@ func (c *call) bridgeCallerLocked() *conference {
 // stopConference ends the mixer and every supervisor's connection.
 func (c *call) stopConference() {
 	c.mu.Lock()
+	c.ended = true // no party joins from now on
 	cf := c.conf
 	ls := c.listeners
 	c.listeners = nil

@@ -110,6 +110,7 @@ type Switchboard struct {
 	calls      map[string]*call
 	agentCalls map[string]string   // agent id -> the call they are on or wrapping up
 	lastCalls  map[string]LiveCall // ended calls an agent still wraps up
+	wrapped    map[string]string   // agent id -> call wrapped up before the bridge had ended
 	wg         sync.WaitGroup
 }
 
@@ -123,7 +124,7 @@ func New(eng dialog.Engines, opt Options) *Switchboard {
 	}
 	opt.Queue = opt.Queue.withDefaults()
 	opt.Prompts = opt.Prompts.withDefaults()
-	sb := &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}, agentCalls: map[string]string{}, lastCalls: map[string]LiveCall{}}
+	sb := &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}, agentCalls: map[string]string{}, lastCalls: map[string]LiveCall{}, wrapped: map[string]string{}}
 	dopt := opt.Desk
 	dopt.OnEvent = sb.onDesk
 	sb.desk = escalation.NewDesk(dopt)
@@ -144,7 +145,10 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 		info.StartedAt = time.Now()
 	}
 	log := sb.opt.Log.With().Str("call_id", info.CallID).Logger()
+	ctx, cancelCall := context.WithCancel(ctx)
+	defer cancelCall()
 	c := &call{
+		cancel:   cancelCall,
 		info:     info,
 		leg:      leg,
 		tap:      &tapLeg{Leg: leg},
@@ -287,7 +291,7 @@ func (sb *Switchboard) wrappingUp(callID string) bool {
 func (sb *Switchboard) releaseJoin(c *call) {
 	select {
 	case j := <-c.joinCh:
-		_ = j.peer.Close()
+		c.detach(j)
 		sb.finishAgent(c, j.agent.ID, 0)
 		sb.notice(c, j.agent.ID, "The call ended before it could be connected to you.")
 	default:
@@ -517,9 +521,7 @@ func (sb *Switchboard) Drain(ctx context.Context) error {
 	}
 	sb.mu.Lock()
 	for _, c := range sb.calls {
-		if c.session != nil {
-			c.session.Close()
-		}
+		c.cancel() // the AI session, the queue or the bridge ends; the caller is hung up
 	}
 	sb.mu.Unlock()
 	<-done

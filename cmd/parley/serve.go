@@ -32,6 +32,8 @@ import (
 	"github.com/parley-ai/parley/web"
 	"github.com/parley-ai/parley/web/api"
 	"github.com/parley-ai/parley/web/auth"
+	"github.com/parley-ai/parley/web/console"
+	"github.com/parley-ai/parley/web/dashboard"
 	"github.com/parley-ai/parley/web/metrics"
 )
 
@@ -228,6 +230,14 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	api.Calls(s.store, a, s.log)(app) // GET /api/calls, GET /api/calls/:id (supervisors)
 	s.tw.Register(app)
 	s.wr.Register(app) // GET /call (the customer page), POST /api/webrtc/call
+	// GET /agent and /supervisor, their APIs and live event stream.
+	cons := console.Register(app, s.sb, a, s.log)
+	defer cons.Close()
+	if an, ok := s.base.(parley.Analytics); ok {
+		if err := dashboard.Register(app, a, an, s.log); err != nil { // GET /dashboard, GET /api/kpis
+			return err
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listener(ln) }()
 	var err error
@@ -242,6 +252,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn().Err(derr).Msg("drain: calls were cut off")
 	}
 	cancel()
+	cons.Close() // end the consoles' event streams so the app can shut down
 	s.tw.Close()
 	s.wr.Close()
 	if serr := app.ShutdownWithTimeout(5 * time.Second); serr != nil && err == nil {

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/configs"
+	"github.com/parley-ai/parley/escalation"
+	mwebrtc "github.com/parley-ai/parley/media/webrtc"
+	"github.com/parley-ai/parley/switchboard"
+	"github.com/parley-ai/parley/telephony/twilio"
+)
+
+// bridgeResult is what `parley bench bridges` prints.
+type bridgeResult struct {
+	Bridges        int     `json:"bridges"`         // caller-agent bridges asked for
+	Bridged        int     `json:"bridged"`         // that connected
+	Transcribed    bool    `json:"transcribed"`     // both sides recognized live
+	MeasuredS      float64 `json:"measured_s"`      // time all bridges ran together
+	CallerFrames   int     `json:"caller_frames"`   // frames the simulated callers received while bridged
+	CallerLate     int     `json:"caller_late"`     // ... that came late (a gap in the stream)
+	CallerLatePct  float64 `json:"caller_late_pct"` //
+	AgentFrames    int     `json:"agent_frames"`    // frames the agents' WebRTC peers received
+	AgentLate      int     `json:"agent_late"`      // ... more than 50 ms after the previous one
+	AgentLatePct   float64 `json:"agent_late_pct"`  //
+	TimeToHumanP50 float64 `json:"time_to_human_p50_ms"`
+	TimeToHumanP95 float64 `json:"time_to_human_p95_ms"`
+	CPUCores       float64 `json:"cpu_cores"` // CPU used while measuring (server and load in one process)
+	RSSMB          float64 `json:"rss_mb"`
+}
+
+// runBenchBridges measures bridged calls: n simulated phone callers (the
+// Twilio Media Streams simulator) ask for a person, n agents (WebRTC
+// peers, as the agent console makes them) accept, and both sides talk for
+// the measured time while parley mixes every bridge on its 20 ms clock.
+// Server and load share this process (and its CPU); everything crosses
+// real sockets on 127.0.0.1.
+func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench bridges", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("bridges", 50, "simultaneous caller-agent bridges")
+	dur := fs.Duration("duration", 20*time.Second, "how long all bridges talk together")
+	transcribe := fs.Bool("transcribe", false, "transcribe both sides of every bridge live (a recognizer per speaking party)")
+	logLevel := fs.String("log", "error", "server log level")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 2000 || *dur <= 0 || *dur > time.Hour {
+		return errors.New("bench bridges: --bridges 1-2000 and --duration up to 1h")
+	}
+	dir, err := os.MkdirTemp("", "parley-bench-bridges-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	const token = "bench-bridges-token"
+	url := "http://" + ln.Addr().String()
+	env := map[string]string{
+		"PARLEY_LISTEN": ln.Addr().String(), "PARLEY_PUBLIC_URL": url, "PARLEY_DATA_DIR": dir,
+		"PARLEY_TWILIO_AUTH_TOKEN": token, "PARLEY_LOG_LEVEL": "error", "PARLEY_WEBRTC_LOOPBACK": "true",
+	}
+	cfg, err := configs.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	cfg.Queue.Transcribe = *transcribe
+	cfg.Queue.MaxWait = 10 * time.Minute
+	cfg.Queue.OfferTimeout = 2 * time.Minute
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	srv, err := newServer(sctx, cfg, serverLogger(stderr, *logLevel))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.serve(sctx, ln) }()
+	defer func() {
+		stop()
+		<-served
+	}()
+
+	sb := srv.sb
+	for i := range *n {
+		id := fmt.Sprintf("bench-agent-%04d", i)
+		sb.AgentOnline(parley.User{ID: id, Name: id, Role: parley.RoleAgent})
+		if err := sb.SetAgentState(id, escalation.AgentAvailable); err != nil {
+			return err
+		}
+	}
+	b := &bridgeBench{sb: sb, speech: benchBabble(30*time.Second, 1), agents: map[string]*benchAgent{}}
+	upd, unsub := sb.Subscribe(*n * 64)
+	defer unsub()
+	go b.acceptOffers(sctx, upd)
+
+	fmt.Fprintf(stderr, "bench bridges: %d callers asking for a person...\n", *n)
+	calls := make([]*benchCaller, *n)
+	var wg sync.WaitGroup
+	for i := range calls {
+		calls[i] = &benchCaller{}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 40 * time.Millisecond) // 25 new calls a second
+			calls[i].run(sctx, url, token, fmt.Sprintf("+1415666%04d", i), b.speech)
+		}(i)
+	}
+	// Wait for the bridges to connect.
+	deadline := time.Now().Add(time.Duration(*n)*40*time.Millisecond + 60*time.Second)
+	for b.connected() < *n && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+	}
+	res := &bridgeResult{Bridges: *n, Bridged: b.connected(), Transcribed: *transcribe}
+	fmt.Fprintf(stderr, "bench bridges: %d of %d bridged; measuring %v\n", res.Bridged, *n, *dur)
+	for _, c := range calls {
+		c.reset()
+	}
+	b.resetAgents()
+	cpu0, t0 := processCPU(), time.Now()
+	select {
+	case <-time.After(*dur):
+	case <-ctx.Done():
+	}
+	res.MeasuredS = time.Since(t0).Seconds()
+	res.CPUCores = (processCPU() - cpu0) / res.MeasuredS
+	res.RSSMB = rssMB(os.Getpid())
+	for _, c := range calls {
+		f, l := c.counts()
+		res.CallerFrames += f
+		res.CallerLate += l
+	}
+	res.AgentFrames, res.AgentLate = b.agentCounts()
+	if res.CallerFrames > 0 {
+		res.CallerLatePct = 100 * float64(res.CallerLate) / float64(res.CallerFrames)
+	}
+	if res.AgentFrames > 0 {
+		res.AgentLatePct = 100 * float64(res.AgentLate) / float64(res.AgentFrames)
+	}
+	tth := b.timesToHuman()
+	if len(tth) > 0 {
+		res.TimeToHumanP50, res.TimeToHumanP95 = percentile(tth, 0.50), percentile(tth, 0.95)
+	}
+	for _, c := range calls {
+		c.hangup()
+	}
+	wg.Wait()
+	b.closeAgents()
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// benchBabble is a voice-like sound (a glottal pulse train with a
+// wandering pitch through a resonance, at a syllable rhythm) that keeps
+// every bridge busy in both directions.
+func benchBabble(d time.Duration, seed uint64) []int16 {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	out := make([]int16, int(d.Seconds()*8000))
+	phase, y1, y2 := 0.0, 0.0, 0.0
+	for i := range out {
+		t := float64(i) / 8000
+		phase += (120 + 30*math.Sin(2*math.Pi*0.7*t) + 10*rng.Float64()) / 8000
+		x := 0.0
+		if phase >= 1 {
+			phase--
+			x = 1
+		}
+		r, w := 0.95, 2*math.Pi*700/8000
+		y := x + 2*r*math.Cos(w)*y1 - r*r*y2
+		y2, y1 = y1, y
+		out[i] = int16(math.Max(-32000, math.Min(32000, 2500*y*(0.55+0.45*math.Sin(2*math.Pi*4*t)))))
+	}
+	return out
+}
+
+type bridgeBench struct {
+	sb     *switchboard.Switchboard
+	speech []int16
+
+	mu     sync.Mutex
+	agents map[string]*benchAgent
+	tth    []float64
+}
+
+// acceptOffers answers every offer at once, as an agent console would,
+// with a WebRTC peer that talks and listens.
+func (b *bridgeBench) acceptOffers(ctx context.Context, upd <-chan switchboard.Update) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u := <-upd:
+			if u.Kind == switchboard.UpdateOffer {
+				go b.accept(ctx, u.AgentID, u.CallID)
+			}
+			// The update that puts a call in the agent phase carries its transfer times.
+			if u.Kind == switchboard.UpdateCall && u.Call != nil && u.Call.Phase == switchboard.PhaseAgent && u.Call.Transfer != nil && !u.Call.Transfer.ConnectedAt.IsZero() {
+				t := u.Call.Transfer
+				b.mu.Lock()
+				if a := b.agents[u.AgentID]; a != nil && !a.bridged {
+					a.bridged = true
+					b.tth = append(b.tth, float64(t.ConnectedAt.Sub(t.DecidedAt).Milliseconds()))
+				}
+				b.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (b *bridgeBench) accept(ctx context.Context, agentID, callID string) {
+	p, offer, err := mwebrtc.NewOffer(mwebrtc.Config{LoopbackOnly: true})
+	if err != nil {
+		return
+	}
+	answer, err := b.sb.Accept(ctx, agentID, callID, offer)
+	if err != nil {
+		_ = p.Close()
+		return
+	}
+	if err := p.SetAnswer(answer); err != nil {
+		_ = p.Close()
+		return
+	}
+	a := &benchAgent{peer: p, done: make(chan struct{})}
+	b.mu.Lock()
+	b.agents[agentID] = a
+	b.mu.Unlock()
+	go a.run(b.speech)
+}
+
+func (b *bridgeBench) connected() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, a := range b.agents {
+		if a.bridged {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *bridgeBench) resetAgents() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range b.agents {
+		a.mu.Lock()
+		a.frames, a.late, a.last = 0, 0, time.Time{}
+		a.mu.Unlock()
+	}
+}
+
+func (b *bridgeBench) agentCounts() (frames, late int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range b.agents {
+		a.mu.Lock()
+		frames += a.frames
+		late += a.late
+		a.mu.Unlock()
+	}
+	return frames, late
+}
+
+func (b *bridgeBench) timesToHuman() []float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := append([]float64(nil), b.tth...)
+	sort.Float64s(out)
+	return out
+}
+
+func (b *bridgeBench) closeAgents() {
+	b.mu.Lock()
+	agents := make([]*benchAgent, 0, len(b.agents))
+	for _, a := range b.agents {
+		agents = append(agents, a)
+	}
+	b.mu.Unlock()
+	for _, a := range agents {
+		_ = a.peer.Close()
+		<-a.done
+	}
+}
+
+// benchAgent is one agent's browser: it talks (paced 20 ms frames) and
+// counts the frames it hears and the gaps between them.
+type benchAgent struct {
+	peer    *mwebrtc.Peer
+	done    chan struct{}
+	bridged bool
+
+	mu     sync.Mutex
+	frames int
+	late   int
+	last   time.Time
+}
+
+func (a *benchAgent) run(speech []int16) {
+	defer close(a.done)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	pos := rand.IntN(len(speech)/160) * 160
+	for {
+		select {
+		case <-a.peer.Done():
+			return
+		case f := <-a.peer.Audio():
+			now := time.Now()
+			a.mu.Lock()
+			a.frames++
+			if !a.last.IsZero() && now.Sub(a.last) > 50*time.Millisecond && now.Sub(a.last) < segmentGap {
+				a.late++
+			}
+			a.last = now
+			a.mu.Unlock()
+			a.peer.Release(f)
+		case <-tick.C:
+			if pos+160 > len(speech) {
+				pos = 0
+			}
+			_ = a.peer.WriteFrame(speech[pos : pos+160])
+			pos += 160
+		}
+	}
+}
+
+// benchCaller is one simulated phone caller who asks for a person and
+// then talks to them.
+type benchCaller struct {
+	mu   sync.Mutex
+	fc   *frameClock
+	call *twilio.SimCall
+}
+
+func (c *benchCaller) run(ctx context.Context, url, token, from string, speech []int16) {
+	fc := &frameClock{}
+	c.mu.Lock()
+	c.fc = fc
+	c.mu.Unlock()
+	d := twilio.Dialer{ServerURL: url, AuthToken: token, From: from, MaxRecording: time.Second,
+		OnAudio: func(pcm []int16, at time.Time) {
+			c.mu.Lock()
+			f := c.fc
+			c.mu.Unlock()
+			f.onAudio(pcm, at)
+		}}
+	call, err := d.Dial(ctx)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.call = call
+	c.mu.Unlock()
+	// After the greeting starts, press 0 for a person, then talk.
+	_ = call.SendSilence(1500 * time.Millisecond)
+	_ = call.SendDTMF('0')
+	_ = call.SendSilence(6 * time.Second)
+	for ctx.Err() == nil {
+		if err := call.SendAudio(speech); err != nil {
+			return
+		}
+		select {
+		case <-call.Done():
+			return
+		default:
+		}
+	}
+}
+
+func (c *benchCaller) reset() {
+	c.mu.Lock()
+	c.fc = &frameClock{}
+	c.mu.Unlock()
+}
+
+func (c *benchCaller) counts() (frames, late int) {
+	c.mu.Lock()
+	f := c.fc
+	c.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.frames, f.late
+}
+
+func (c *benchCaller) hangup() {
+	c.mu.Lock()
+	call := c.call
+	c.mu.Unlock()
+	if call != nil {
+		_ = call.Hangup()
+		_ = call.Wait(context.Background())
+	}
+}
+
+// processCPU is the CPU time this process has used, in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
