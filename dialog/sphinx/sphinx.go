@@ -112,8 +112,9 @@ type Recognizer struct {
 	poolMu   sync.Mutex
 	poolCond *sync.Cond // signalled when a spare decoder is made or fails
 	idle     []*decoder
-	made     int  // decoders alive or being made, at most MaxDecoders
-	making   bool // a spare is being made
+	made     int            // decoders alive or being made, at most MaxDecoders
+	making   bool           // a spare is being made
+	loads    sync.WaitGroup // background decoder loads (spare, preload)
 	closed   bool
 	done     chan struct{}
 }
@@ -167,7 +168,11 @@ func New(cfg Config) (*Recognizer, error) {
 	r.idle = append(r.idle, d)
 	r.made = 1
 	if n := min(cfg.Preload, cfg.MaxDecoders); n > 1 {
-		go r.preload(n)
+		r.loads.Add(1)
+		go func() {
+			defer r.loads.Done()
+			r.preload(n)
+		}()
 	}
 	return r, nil
 }
@@ -424,7 +429,9 @@ func (r *Recognizer) spareLocked() {
 	}
 	r.made++
 	r.making = true
+	r.loads.Add(1)
 	go func() {
+		defer r.loads.Done()
 		d, err := r.newDecoder(r.cur.Load())
 		r.poolMu.Lock()
 		defer r.poolMu.Unlock()
@@ -478,6 +485,8 @@ func (r *Recognizer) Close() error {
 	for _, d := range idle {
 		d.free()
 	}
+	// A decoder loading in the background frees itself on seeing closed.
+	r.loads.Wait()
 	// Decoders hold their models in memory; the files are only read at load.
 	for _, m := range models {
 		m.remove()
