@@ -8,9 +8,9 @@ import (
 )
 
 // DefaultCacheBytes is the size of the audio cache when Config.CacheBytes
-// is zero: about four minutes of 16 kHz speech, enough for every fixed
-// sentence of a knowledge base of a few dozen answers.
-const DefaultCacheBytes = 8 << 20
+// is zero: about 17 minutes of 16 kHz speech, enough for every sentence
+// of the sample knowledge base's 40 answers and phrases (15 MB).
+const DefaultCacheBytes = 32 << 20
 
 // replaySamples is the chunk size in which cached audio is handed to emit:
 // 100 ms at 16 kHz, larger than flite's own chunks because nothing is
@@ -112,10 +112,13 @@ func (s *Synthesizer) CacheStats() CacheStats {
 }
 
 // Warm synthesizes texts into the audio cache ahead of the calls that will
-// say them (a knowledge base's fixed answers, the greeting), one utterance
-// at a time so calls already running keep the other synthesis slots. It
-// returns when all are cached, ctx ends (its error), or the cache is off
-// (nil at once). Text the cache cannot hold is synthesized and dropped.
+// say them (the greeting and other fixed phrases first), one utterance at
+// a time so calls already running keep the other synthesis slots. It
+// stops when the cache is full rather than evict what it warmed, and
+// returns when done, when ctx ends (its error), or at once when the cache
+// is off. Each utterance costs its synthesis CPU (the sample knowledge
+// base's 123 utterances take about 35 s of one core), so warm what most
+// callers hear and let the cache learn the rest.
 func (s *Synthesizer) Warm(ctx context.Context, texts ...string) error {
 	if s.cache == nil {
 		return nil
@@ -126,12 +129,23 @@ func (s *Synthesizer) Warm(ctx context.Context, texts ...string) error {
 			if _, ok := s.cache.peek(u); ok {
 				continue
 			}
+			if s.cache.full() {
+				return nil
+			}
 			if err := s.speak(ctx, u, func([]int16) error { return nil }); err != nil && ctx.Err() != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// full reports whether one more utterance of typical length (5 s) would
+// make the cache evict.
+func (c *audioCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes+5*2*16000 > c.max
 }
 
 // peek is get without counting a lookup or refreshing the entry.

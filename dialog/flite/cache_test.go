@@ -137,4 +137,19 @@ func TestWarm(t *testing.T) {
 	if err := off.Warm(context.Background(), texts...); err != nil {
 		t.Fatal(err)
 	}
+	// Warm stops at a full cache instead of evicting what it warmed first.
+	small, err := New(Config{Voice: "kal", CacheBytes: 200 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := []string{"First of all.", "Then the second.", "A third one.", "And a fourth.", "Number five.", "Six now.", "Seven.", "Eight.", "Nine.", "Ten."}
+	if err := small.Warm(context.Background(), many...); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := small.cache.peek("First of all."); !ok {
+		t.Fatal("Warm evicted the first text it warmed")
+	}
+	if st := small.CacheStats(); st.Utterances >= len(many) {
+		t.Fatalf("a 200 KB cache took all %d texts: %+v", len(many), st)
+	}
 }
