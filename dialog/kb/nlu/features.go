@@ -179,8 +179,9 @@ func (h hasher) sep() hasher { return (h ^ 0x1f) * fnvPrime }
 
 // rawFeature is one occurrence of a hashed feature in an utterance.
 type rawFeature struct {
-	key   uint64
-	group uint8
+	key    uint64
+	group  uint8
+	phrase bool // a word n-gram (n ≥ 2), kept only if seen in minPhraseDF utterances
 }
 
 // extract lists the hashed feature occurrences of text, unsorted and with
@@ -188,7 +189,8 @@ type rawFeature struct {
 func extract(text string) []rawFeature {
 	toks := tokenize(text)
 	out := make([]rawFeature, 0, 24*len(toks)+8)
-	add := func(h hasher, g uint8) { out = append(out, rawFeature{uint64(h), g}) }
+	add := func(h hasher, g uint8) { out = append(out, rawFeature{uint64(h), g, false}) }
+	addPhrase := func(h hasher) { out = append(out, rawFeature{uint64(h), groupWord, true}) }
 
 	stems := make([]string, len(toks))
 	content := make([]string, 0, len(toks))
@@ -207,17 +209,17 @@ func extract(text string) []rawFeature {
 	padded = append(padded, stems...)
 	padded = append(padded, tokEnd)
 	for i := 0; i+1 < len(padded); i++ {
-		add(newHasher(kindBigram).str(padded[i]).sep().str(padded[i+1]), groupWord)
+		addPhrase(newHasher(kindBigram).str(padded[i]).sep().str(padded[i+1]))
 		if i+2 < len(padded) {
-			add(newHasher(kindTrigram).str(padded[i]).sep().str(padded[i+1]).sep().str(padded[i+2]), groupWord)
+			addPhrase(newHasher(kindTrigram).str(padded[i]).sep().str(padded[i+1]).sep().str(padded[i+2]))
 		}
 	}
 	// Content-word bigrams and skip-bigrams bridge the function words that
 	// vary between paraphrases ("top up my card" / "top-up of the card").
 	for i := 0; i+1 < len(content); i++ {
-		add(newHasher(kindContentBigram).str(content[i]).sep().str(content[i+1]), groupWord)
+		addPhrase(newHasher(kindContentBigram).str(content[i]).sep().str(content[i+1]))
 		if i+2 < len(content) {
-			add(newHasher(kindSkipBigram).str(content[i]).sep().str(content[i+2]), groupWord)
+			addPhrase(newHasher(kindSkipBigram).str(content[i]).sep().str(content[i+2]))
 		}
 	}
 	// Character 2- to 5-grams inside each word padded with spaces: robust to
@@ -248,9 +250,10 @@ func extract(text string) []rawFeature {
 
 // termCount is a distinct feature of one utterance and its count.
 type termCount struct {
-	key   uint64
-	group uint8
-	count int
+	key    uint64
+	group  uint8
+	phrase bool
+	count  int
 }
 
 // countTerms sorts and merges the occurrences returned by extract.
@@ -270,7 +273,7 @@ func countTerms(raw []rawFeature) []termCount {
 			out[n-1].count++
 			continue
 		}
-		out = append(out, termCount{f.key, f.group, 1})
+		out = append(out, termCount{f.key, f.group, f.phrase, 1})
 	}
 	return out
 }
@@ -290,19 +293,28 @@ type vocabulary struct {
 }
 
 // buildVocabulary keeps the features that occur in at least minDF[group]
-// training utterances.
-func buildVocabulary(docs [][]termCount, minDF [numGroups]int) *vocabulary {
+// training utterances, and the word n-grams that occur in at least
+// minPhraseDF.
+func buildVocabulary(docs [][]termCount, minDF [numGroups]int, minPhraseDF int) *vocabulary {
 	df := map[uint64]int{}
 	grp := map[uint64]uint8{}
+	phrase := map[uint64]bool{}
 	for _, d := range docs {
 		for _, t := range d {
 			df[t.key]++
 			grp[t.key] = t.group
+			if t.phrase {
+				phrase[t.key] = true
+			}
 		}
 	}
 	keys := make([]uint64, 0, len(df))
 	for k, n := range df {
-		if n >= minDF[grp[k]] {
+		need := minDF[grp[k]]
+		if phrase[k] {
+			need = max(need, minPhraseDF)
+		}
+		if n >= need {
 			keys = append(keys, k)
 		}
 	}

@@ -142,6 +142,17 @@ func (opt Options) withDefaults() Options {
 // minDF is the minimum document frequency of kept features, by group.
 var minDF = [numGroups]int{groupWord: 1, groupChar: 2}
 
+// minPhraseDF is the minimum document frequency of kept word n-grams (n ≥ 2)
+// when there are at least prunePhrasesFrom training examples: most n-grams
+// occur once, and dropping those shrinks a Banking77 or CLINC150 model 2–3
+// times (CLINC150: 146k → 63k features, 88 → 38 MB of weights) at the same
+// accuracy. Smaller training sets, such as a knowledge base's examples, keep
+// every n-gram.
+var minPhraseDF = 2
+
+// prunePhrasesFrom is the training-set size from which minPhraseDF applies.
+const prunePhrasesFrom = 5000
+
 // Train fits a model to examples. It needs at least two distinct in-scope
 // intents; examples labelled OutOfScope are learnt as a class of their own and
 // used to choose the out-of-scope threshold.
@@ -186,6 +197,12 @@ func Train(examples []Example, opt Options) (*Model, error) {
 	terms := make([][]termCount, len(examples))
 	parallelFor(len(examples), opt.Workers, func(_, i int) { terms[i] = countTerms(extract(examples[i].Text)) })
 
+	// The same vocabulary rule for the cross-fitted and the final scorers.
+	phraseDF := 1
+	if len(examples) >= prunePhrasesFrom {
+		phraseDF = minPhraseDF
+	}
+
 	// Cross-fitting: out-of-fold scores for every example fit the
 	// calibration and the threshold without touching data the scorer was
 	// trained on.
@@ -205,7 +222,7 @@ func Train(examples []Example, opt Options) (*Model, error) {
 		if len(testIdx) == 0 || len(trainIdx) == 0 {
 			continue
 		}
-		sc := fitScorer(pick(terms, trainIdx), pick(ys, trainIdx), k, opt)
+		sc := fitScorer(pick(terms, trainIdx), pick(ys, trainIdx), k, phraseDF, opt)
 		sims := make([][]float32, opt.Workers)
 		parallelFor(len(testIdx), opt.Workers, func(w, t int) {
 			if sims[w] == nil {
@@ -245,7 +262,7 @@ func Train(examples []Example, opt Options) (*Model, error) {
 		m.threshold = chooseThreshold(inScore, isOOS, opt.OOSRecall)
 	}
 
-	m.scorer = fitScorer(terms, ys, k, opt)
+	m.scorer = fitScorer(terms, ys, k, phraseDF, opt)
 	m.simPool.New = func() any { s := make([]float32, m.scorer.knn.n); return &s }
 	return m, nil
 }
@@ -268,9 +285,10 @@ type scorer struct {
 	knn   *knnIndex
 }
 
-// fitScorer builds a vocabulary from terms and trains the components on it.
-func fitScorer(terms [][]termCount, ys []int, k int, opt Options) *scorer {
-	vocab := buildVocabulary(terms, minDF)
+// fitScorer builds a vocabulary from terms (keeping word n-grams seen in at
+// least phraseDF of them) and trains the components on it.
+func fitScorer(terms [][]termCount, ys []int, k, phraseDF int, opt Options) *scorer {
+	vocab := buildVocabulary(terms, minDF, phraseDF)
 	xs := make([]sparse, len(terms))
 	parallelFor(len(terms), opt.Workers, func(_, i int) { xs[i], _ = vocab.vectorize(terms[i]) })
 	w, b := trainSVM(xs, ys, k, len(vocab.idf), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
