@@ -33,7 +33,15 @@ type MixerOptions struct {
 	// StartFrames is how much a party must have buffered before it is
 	// mixed, initially and after it starved (default BufferFrames/2+1).
 	StartFrames int
-	Clock       Clock // time source (default SystemClock)
+	// ConcealFrames is how many cycles a party that ran dry keeps its place
+	// in the mix, contributing silence, before it goes back to buffering:
+	// network jitter of a frame or two then costs nothing audible (0 = none).
+	ConcealFrames int
+	// Continuous sends every party a frame every cycle, silence when
+	// nobody is audible to it, so its outbound stream never pauses (calls
+	// bridged to a phone or a browser); otherwise nothing is sent then.
+	Continuous bool
+	Clock      Clock // time source (default SystemClock)
 }
 
 // MixerStats counts what a Mixer did since it was created.
@@ -56,6 +64,7 @@ type Party struct {
 	ring      []int16
 	head, n   int
 	buffering bool
+	missed    int // cycles concealed since the buffer ran dry
 	dropped   uint64
 
 	// Owned by the mixer loop (under Mixer.mu).
@@ -71,10 +80,12 @@ type Party struct {
 // itself. Run drives it; it is safe to add, remove and write to parties
 // from other goroutines while it runs.
 type Mixer struct {
-	rate, frame int
-	bufFrames   int
-	startFrames int
-	clock       Clock
+	rate, frame   int
+	bufFrames     int
+	startFrames   int
+	concealFrames int
+	continuous    bool
+	clock         Clock
 
 	mu      sync.Mutex
 	parties []*Party
@@ -99,13 +110,15 @@ func NewMixer(rate int, opt MixerOptions) *Mixer {
 	}
 	frame := max(FrameSamples(rate), 1)
 	return &Mixer{
-		rate:        rate,
-		frame:       frame,
-		bufFrames:   opt.BufferFrames,
-		startFrames: opt.StartFrames,
-		clock:       opt.Clock,
-		sum:         make([]int32, frame),
-		acc:         make([]int32, frame),
+		rate:          rate,
+		frame:         frame,
+		bufFrames:     opt.BufferFrames,
+		startFrames:   opt.StartFrames,
+		concealFrames: max(opt.ConcealFrames, 0),
+		continuous:    opt.Continuous,
+		clock:         opt.Clock,
+		sum:           make([]int32, frame),
+		acc:           make([]int32, frame),
 	}
 }
 
@@ -228,7 +241,7 @@ func (p *Party) Buffered() int {
 
 // take moves one frame of input into p.in; it reports whether the party
 // contributes to this cycle. Called with Mixer.mu held.
-func (p *Party) take(startFrames int) (ok, restarted bool) {
+func (p *Party) take(startFrames, concealFrames int) (ok, restarted bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	frame := len(p.in)
@@ -239,9 +252,16 @@ func (p *Party) take(startFrames int) (ok, restarted bool) {
 		p.buffering = false
 	}
 	if p.n == 0 {
+		if p.missed < concealFrames {
+			p.missed++
+			clear(p.in)
+			return true, false
+		}
+		p.missed = 0
 		p.buffering = true
 		return false, true
 	}
+	p.missed = 0
 	k := min(p.n, frame)
 	size := len(p.ring)
 	c := copy(p.in[:k], p.ring[p.head:min(p.head+k, size)])
@@ -293,7 +313,7 @@ func (m *Mixer) MixOnce() {
 	m.stats.Mixes++
 	clear(m.sum)
 	for _, p := range m.parties {
-		ok, restarted := p.take(m.startFrames)
+		ok, restarted := p.take(m.startFrames, m.concealFrames)
 		if restarted {
 			m.stats.Restarts++
 		}
@@ -313,8 +333,19 @@ func (m *Mixer) MixOnce() {
 				break
 			}
 		}
+		out := listener.outBuf
 		if !heard {
-			continue // nothing but silence for this party: send nothing
+			if !m.continuous {
+				continue // nothing but silence for this party: send nothing
+			}
+			clear(out)
+			if err := listener.out.WriteFrame(out); err != nil {
+				m.stats.WriteErrors++
+				listener.err = fmt.Errorf("media: mixer write frame: %w", err)
+				continue
+			}
+			m.stats.Frames++
+			continue
 		}
 		acc := m.acc
 		copy(acc, m.sum)
@@ -330,7 +361,6 @@ func (m *Mixer) MixOnce() {
 				}
 			}
 		}
-		out := listener.outBuf
 		for i, v := range acc {
 			out[i] = clampInt32(v)
 		}

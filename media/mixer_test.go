@@ -256,3 +256,36 @@ func BenchmarkMixerMixOnce3Parties(b *testing.B) {
 		m.MixOnce()
 	}
 }
+
+func TestMixerConcealsShortGapsAndCanSendContinuously(t *testing.T) {
+	m := NewMixer(8000, MixerOptions{BufferFrames: 5, StartFrames: 1, ConcealFrames: 2, Continuous: true})
+	var la, lb frameLog
+	a := m.AddParty(&la)
+	m.AddParty(&lb)
+	a.Write(constFrames(300, 1))
+	m.MixOnce()
+	heard(t, "b", &lb, 300)
+	heard(t, "a", &la, 0) // continuous: silence rather than nothing
+	// a runs dry for two cycles: concealed with silence, no restart.
+	m.MixOnce()
+	m.MixOnce()
+	if f := lb.take(); len(f) != 2 {
+		t.Fatalf("b received %d frames over a concealed gap, want 2", len(f))
+	}
+	la.take()
+	if st := m.Stats(); st.Restarts != 0 {
+		t.Fatalf("restarts %d during concealment", st.Restarts)
+	}
+	// a's next frame plays at once (no re-buffering).
+	a.Write(constFrames(300, 1))
+	m.MixOnce()
+	heard(t, "b", &lb, 300)
+	la.take()
+	// A longer gap goes back to buffering.
+	for range 3 {
+		m.MixOnce()
+	}
+	if st := m.Stats(); st.Restarts != 1 {
+		t.Fatalf("restarts %d after a long gap, want 1", st.Restarts)
+	}
+}

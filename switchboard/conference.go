@@ -35,7 +35,9 @@ func (c *call) conferenceLocked() *conference {
 		return c.conf
 	}
 	rate := c.leg.SampleRate()
-	m := media.NewMixer(rate, media.MixerOptions{})
+	// Streams to a phone and to browsers stay continuous, and a frame or two
+	// of network jitter is covered with silence rather than a re-buffering gap.
+	m := media.NewMixer(rate, media.MixerOptions{ConcealFrames: 3, Continuous: true})
 	cf := &conference{mix: m, done: make(chan struct{})}
 	cf.caller = m.AddParty(discard{})
 	cf.ai = m.AddParty(discard{})
@@ -64,8 +66,9 @@ func (c *call) bridgeCallerLocked() *conference {
 	return cf
 }
 
-// stopConference ends the mixer and every supervisor's connection.
-func (c *call) stopConference() {
+// stopConference ends the mixer and every supervisor's connection, and
+// returns what the mixer did, if the call had one.
+func (c *call) stopConference() (media.MixerStats, bool) {
 	c.mu.Lock()
 	c.ended = true // no party joins from now on
 	cf := c.conf
@@ -75,12 +78,14 @@ func (c *call) stopConference() {
 	for _, l := range ls {
 		_ = l.peer.Close()
 	}
-	if cf != nil {
-		c.router.caller.Store(nil)
-		c.tap.out.Store(nil)
-		cf.cancel()
-		<-cf.done
+	if cf == nil {
+		return media.MixerStats{}, false
 	}
+	c.router.caller.Store(nil)
+	c.tap.out.Store(nil)
+	cf.cancel()
+	<-cf.done
+	return cf.mix.Stats(), true
 }
 
 // applyModesLocked sets who hears whom after a party joined, left or

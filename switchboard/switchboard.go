@@ -16,6 +16,7 @@ import (
 	"github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/dialog"
 	"github.com/parley-ai/parley/escalation"
+	"github.com/parley-ai/parley/media"
 	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 	"github.com/parley-ai/parley/redact"
 )
@@ -111,6 +112,7 @@ type Switchboard struct {
 	agentCalls map[string]string   // agent id -> the call they are on or wrapping up
 	lastCalls  map[string]LiveCall // ended calls an agent still wraps up
 	wrapped    map[string]string   // agent id -> call wrapped up before the bridge had ended
+	mixes      media.MixerStats    // summed over the conferences of ended calls
 	wg         sync.WaitGroup
 }
 
@@ -248,7 +250,16 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	}
 	stopLeg()
 	<-c.legDone
-	c.stopConference()
+	if st, ok := c.stopConference(); ok {
+		sb.mu.Lock()
+		sb.mixes.Mixes += st.Mixes
+		sb.mixes.JumpMixes += st.JumpMixes
+		sb.mixes.Restarts += st.Restarts
+		sb.mixes.Dropped += st.Dropped
+		sb.mixes.Frames += st.Frames
+		sb.mixes.WriteErrors += st.WriteErrors
+		sb.mu.Unlock()
+	}
 	ended := time.Now()
 	sb.write(log, "end call", func(ctx context.Context) error {
 		return sb.opt.Store.EndCall(ctx, info.CallID, ended, outcome, reason)
@@ -274,6 +285,14 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	sb.mu.Unlock()
 	sb.hub.publish(Update{Kind: UpdateEnded, CallID: info.CallID, Call: &final, Text: string(outcome)})
 	log.Info().Str("outcome", string(outcome)).Str("reason", reason).Dur("duration", ended.Sub(info.StartedAt)).Msg("call ended")
+}
+
+// MixerStats sums what the conferences of ended calls did: mix cycles,
+// cycles run late to catch up (JumpMixes), parties that starved, frames.
+func (sb *Switchboard) MixerStats() media.MixerStats {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.mixes
 }
 
 // wrappingUp reports whether some agent still wraps up callID; sb.mu must be held.

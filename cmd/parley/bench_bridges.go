@@ -36,6 +36,10 @@ type bridgeResult struct {
 	AgentFrames    int     `json:"agent_frames"`    // frames the agents' WebRTC peers received
 	AgentLate      int     `json:"agent_late"`      // ... more than 50 ms after the previous one
 	AgentLatePct   float64 `json:"agent_late_pct"`  //
+	MixCycles      uint64  `json:"mix_cycles"`      // 20 ms mix cycles of every bridge, whole calls
+	MixLate        uint64  `json:"mix_late"`        // cycles run late, to catch up
+	MixLatePct     float64 `json:"mix_late_pct"`    //
+	MixStarved     uint64  `json:"mix_starved"`     // times a party's input ran dry past concealment
 	TimeToHumanP50 float64 `json:"time_to_human_p50_ms"`
 	TimeToHumanP95 float64 `json:"time_to_human_p95_ms"`
 	CPUCores       float64 `json:"cpu_cores"` // CPU used while measuring (server and load in one process)
@@ -163,6 +167,15 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	wg.Wait()
 	b.closeAgents()
+	// Calls end shortly after the callers hang up; then their mixers report.
+	for end := time.Now().Add(10 * time.Second); sb.Active() > 0 && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	ms := sb.MixerStats()
+	res.MixCycles, res.MixLate, res.MixStarved = ms.Mixes, ms.JumpMixes, ms.Restarts
+	if ms.Mixes > 0 {
+		res.MixLatePct = 100 * float64(ms.JumpMixes) / float64(ms.Mixes)
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
