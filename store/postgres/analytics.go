@@ -220,6 +220,9 @@ func refreshSome(ctx context.Context, conn *pgx.Conn) (more bool, err error) {
 		return false, fmt.Errorf("postgres: refresh kpis: begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := smallQueries(ctx, tx); err != nil {
+		return false, err
+	}
 	rows, err := tx.Query(ctx, `SELECT DISTINCT hour FROM kpi_dirty ORDER BY hour LIMIT $1`, refreshHours+1)
 	if err != nil {
 		return false, fmt.Errorf("postgres: refresh kpis: %w", err)
@@ -296,6 +299,9 @@ func (s *Store) KPIs(ctx context.Context, q parley.KPIQuery) (parley.KPIReport, 
 		return parley.KPIReport{}, fmt.Errorf("postgres: kpis: begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only; nothing to keep
+	if err := smallQueries(ctx, tx); err != nil {
+		return parley.KPIReport{}, err
+	}
 	a := parley.NewKPIAggregate()
 	from, to := store0(q.From), store0(q.To)
 	firstFull := parley.HourOf(from.Add(hour - time.Millisecond)) // whole hours [firstFull, endFull)
@@ -321,6 +327,18 @@ func (s *Store) KPIs(ctx context.Context, q parley.KPIQuery) (parley.KPIReport, 
 		return parley.KPIReport{}, fmt.Errorf("postgres: kpis: %w", err)
 	}
 	return parley.NewKPIReport(q, a), nil
+}
+
+// smallQueries tunes the transaction for the KPI queries, which each read
+// at most some thousands of rows by index: no JIT compilation (their many
+// aggregates make the planner's estimate look worth compiling, which costs
+// hundreds of milliseconds) and no parallel workers (starting them costs
+// more than the scan).
+func smallQueries(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0`); err != nil {
+		return fmt.Errorf("postgres: kpis: %w", err)
+	}
+	return nil
 }
 
 // store0 is t as the store keeps times: whole milliseconds, UTC.
