@@ -181,7 +181,7 @@
     rows("intents", r.worst_intents, (x) => [
       x.intent, [num(x.turns), true], [num(x.low_confidence_turns) + " (" + pct(x.low_confidence_share) + ")", true],
       [x.mean_nlu_confidence.toFixed(2), true], [num(x.calls), true], [num(x.escalated), true]]);
-    rows("repeats", r.repeats.by_intent, (x) => [x.intent || "(no intent)", [num(x.calls), true]]);
+    rows("repeats", r.repeats.by_intent.slice(0, 10), (x) => [x.intent || "(no intent)", [num(x.calls), true]]);
     rows("review", r.review, (x) => {
       const a = document.createElement("a");
       a.href = "/api/calls/" + encodeURIComponent(x.id);
