@@ -54,6 +54,10 @@ type Config struct {
 	Queue     Queue  `yaml:"queue"`
 	WebRTC    WebRTC `yaml:"webrtc"`
 	LLM       Remote `yaml:"llm"`
+	// Tools are webhook-backed tools the LLM may call besides the built-in
+	// ones (lookup_knowledge, get_caller_history, collect_digits,
+	// transfer_to_human, end_call).
+	Tools []ToolConf `yaml:"tools"`
 	STT       Remote `yaml:"stt"`
 	TTS       Remote `yaml:"tts"`
 }
@@ -80,6 +84,19 @@ type Remote struct {
 
 // Enabled reports whether the stage uses the remote provider.
 func (r Remote) Enabled() bool { return r.BaseURL != "" }
+
+// ToolConf declares one webhook tool: the model sees its name,
+// description and JSON-schema parameters; a call POSTs the validated
+// arguments to URL and hands the answer back to the model.
+type ToolConf struct {
+	Name        string         `yaml:"name"`
+	Description string         `yaml:"description"`
+	Parameters  map[string]any `yaml:"parameters"` // a JSON schema ("type": "object", ...)
+	URL         string         `yaml:"url"`
+	Timeout     time.Duration  `yaml:"timeout"` // 3s when zero
+}
+
+var toolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
 // Twilio configures the Twilio wire.
 type Twilio struct {
@@ -330,6 +347,27 @@ func (c *Config) validate() error {
 		}
 		if r.r.Model == "" {
 			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}
+		}
+	}
+	for i, t := range c.Tools {
+		key := fmt.Sprintf("tools[%d]", i)
+		if !toolName.MatchString(t.Name) {
+			return &KeyError{key + ".name", t.Name, "want 1-64 letters, digits, _ or -"}
+		}
+		if strings.TrimSpace(t.Description) == "" {
+			return &KeyError{key + ".description", "", "the model needs to know what the tool does"}
+		}
+		if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &KeyError{key + ".url", "(hidden)", "want an http(s) URL"}
+		}
+		if typ, _ := t.Parameters["type"].(string); typ != "object" {
+			return &KeyError{key + ".parameters", fmt.Sprint(t.Parameters["type"]), `want a JSON schema with "type": "object"`}
+		}
+		if t.Timeout < 0 || t.Timeout > time.Minute {
+			return &KeyError{key + ".timeout", t.Timeout.String(), "want between 0 (3s) and 1m"}
+		}
+		if !c.LLM.Enabled() {
+			return &KeyError{key, t.Name, "tools need an LLM (llm.base_url)"}
 		}
 	}
 	for _, d := range []struct {

@@ -97,6 +97,11 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"llm without model", "", map[string]string{"PARLEY_LLM_BASE_URL": "http://127.0.0.1:8000/v1"}, "llm.model"},
 		{"llm bad url", "", map[string]string{"PARLEY_LLM_BASE_URL": "localhost:8000", "PARLEY_LLM_MODEL": "m"}, "llm.base_url"},
 		{"stt key without url", "", map[string]string{"PARLEY_STT_API_KEY": "sk-x"}, "stt.base_url"},
+		{"tool name", "tools:\n  - {name: 'bad name', description: d, url: 'http://x', parameters: {type: object}}\n", llmEnv, "tools[0].name"},
+		{"tool url", "tools:\n  - {name: t, description: d, url: 'x', parameters: {type: object}}\n", llmEnv, "tools[0].url"},
+		{"tool schema", "tools:\n  - {name: t, description: d, url: 'http://x', parameters: {type: string}}\n", llmEnv, "tools[0].parameters"},
+		{"tool without llm", "tools:\n  - {name: t, description: d, url: 'http://x', parameters: {type: object}}\n", nil, "tools[0]"},
+		{"queue wait", "queue:\n  max_wait: 1s\n", nil, "queue.max_wait"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,6 +120,23 @@ func TestBadValuesNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not name %q", err, tc.key)
 			}
 		})
+	}
+}
+
+var llmEnv = map[string]string{"PARLEY_LLM_BASE_URL": "http://127.0.0.1:8000/v1", "PARLEY_LLM_MODEL": "m"}
+
+func TestWebhookToolsLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "tools:\n  - name: order_status\n    description: Order status by number.\n    url: https://example.com/hook\n    timeout: 2s\n    parameters: {type: object, properties: {order: {type: string}}, required: [order]}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, env(llmEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tools) != 1 || c.Tools[0].Name != "order_status" || c.Tools[0].Timeout != 2*time.Second || c.Tools[0].Parameters["type"] != "object" {
+		t.Fatalf("tools %+v", c.Tools)
 	}
 }
 

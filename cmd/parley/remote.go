@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/rs/zerolog"
@@ -65,7 +66,7 @@ func remoteEngines(cfg *configs.Config, e dialog.Engines, k *kb.Engine, st parle
 			Greeting: k.KB().Company.Greeting,
 			// The deadline is per stage; the session's filler covers the wait.
 			FirstTokenDeadline: cfg.LLM.Deadline,
-		}, openai.Deps{Knowledge: kbKnowledge{k}, History: storeHistory{st}, Log: log})
+		}, openai.Deps{Knowledge: kbKnowledge{k}, History: storeHistory{st}, Tools: webhookTools(cfg.Tools), Log: log})
 		if err != nil {
 			return e, fmt.Errorf("llm: %w", err)
 		}
@@ -89,4 +90,17 @@ func remoteEngines(cfg *configs.Config, e dialog.Engines, k *kb.Engine, st parle
 		log.Info().Str("model", cfg.TTS.Model).Msg("remote speech synthesis")
 	}
 	return e, nil
+}
+
+// webhookTools turns the configured tools into LLM tools.
+func webhookTools(ts []configs.ToolConf) []openai.Tool {
+	out := make([]openai.Tool, 0, len(ts))
+	for _, t := range ts {
+		params, err := json.Marshal(t.Parameters)
+		if err != nil { // validated at load: YAML maps always marshal
+			continue
+		}
+		out = append(out, openai.WebhookTool(t.Name, t.Description, params, t.URL, t.Timeout))
+	}
+	return out
 }

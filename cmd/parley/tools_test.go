@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,5 +133,59 @@ func TestChatUsesTheConfiguredLLM(t *testing.T) {
 	}
 	if strings.Contains(out.String()+errb.String(), "sk-secret-test-key") {
 		t.Fatal("API key printed")
+	}
+}
+
+// A webhook tool declared in the config file is offered to the LLM; its
+// call reaches the operator's URL and the answer goes back to the model.
+func TestConfiguredWebhookToolIsCalled(t *testing.T) {
+	var hookBody string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hookBody = string(b)
+		fmt.Fprint(w, `{"status":"shipped on Monday"}`)
+	}))
+	defer hook.Close()
+	var calls int
+	var sawTool, sawResult bool
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		calls++
+		sawTool = sawTool || strings.Contains(string(body), `"order_status"`)
+		w.Header().Set("Content-Type", "text/event-stream")
+		chunk := func(delta map[string]any, finish string) {
+			choice := map[string]any{"index": 0, "delta": delta}
+			if finish != "" {
+				choice["finish_reason"] = finish
+			}
+			b, _ := json.Marshal(map[string]any{"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": []any{choice}})
+			fmt.Fprintf(w, "data: %s\n\n", b)
+		}
+		if !strings.Contains(string(body), "shipped on Monday") {
+			chunk(map[string]any{"tool_calls": []any{map[string]any{"index": 0, "id": "call_1", "type": "function",
+				"function": map[string]any{"name": "order_status", "arguments": `{"order":"123456"}`}}}}, "")
+			chunk(map[string]any{}, "tool_calls")
+		} else {
+			sawResult = true
+			chunk(map[string]any{"content": "Your order shipped on Monday. "}, "")
+			chunk(map[string]any{}, "stop")
+		}
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}))
+	defer llm.Close()
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "tools:\n  - name: order_status\n    description: Delivery status of a card order.\n    url: " + hook.URL + "\n" +
+		"    parameters: {type: object, properties: {order: {type: string, pattern: '^[0-9]{6}$'}}, required: [order]}\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PARLEY_LLM_BASE_URL", llm.URL+"/v1")
+	t.Setenv("PARLEY_LLM_MODEL", "test-model")
+	var out, errb bytes.Buffer
+	if err := chat(context.Background(), []string{"--config", cfg}, strings.NewReader("where is my new card order 123456\n"), &out, &errb); err != nil {
+		t.Fatalf("chat: %v %s", err, errb.String())
+	}
+	if !sawTool || !sawResult || hookBody != `{"order":"123456"}` || !strings.Contains(out.String(), "shipped on Monday") {
+		t.Fatalf("tool offered %v, result returned %v, webhook got %q, %d LLM calls; chat:\n%s\n%s", sawTool, sawResult, hookBody, calls, out.String(), errb.String())
 	}
 }
