@@ -58,8 +58,8 @@ type Config struct {
 	// ones (lookup_knowledge, get_caller_history, collect_digits,
 	// transfer_to_human, end_call).
 	Tools []ToolConf `yaml:"tools"`
-	STT       Remote `yaml:"stt"`
-	TTS       Remote `yaml:"tts"`
+	STT   Remote     `yaml:"stt"`
+	TTS   Remote     `yaml:"tts"`
 }
 
 // WebRTC configures browser callers' media.
