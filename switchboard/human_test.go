@@ -3,6 +3,7 @@ package switchboard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -698,6 +699,60 @@ func TestSupervisorListensWhispersAndBarges(t *testing.T) {
 	leg.hangUp()
 	waitDone(t, done)
 	if got := r.st.outcome("CAsv"); got != parley.OutcomeEscalated {
+		t.Fatalf("outcome %q", got)
+	}
+}
+
+// failingResponder greets, then fails every turn (a dead LLM provider).
+type failingResponder struct{}
+
+func (failingResponder) NewConversation(dialog.CallContext) dialog.Conversation { return failingConv{} }
+
+type failingConv struct{}
+
+func (failingConv) Greeting(_ context.Context, say func(string) error) error { return say("Hello.") }
+func (failingConv) Respond(context.Context, dialog.Input, func(string) error) (dialog.Result, error) {
+	return dialog.Result{}, errors.New("provider: 503 service unavailable")
+}
+func (failingConv) Heard(string) {}
+
+func TestRepeatedProviderFailuresGoToAHuman(t *testing.T) {
+	st := newMemStore()
+	sb := New(dialog.Engines{Transcriber: nopTranscriber{}, Responder: failingResponder{}, Synthesizer: toneSynth{}},
+		Options{Store: st, Log: zerolog.Nop(), Queue: QueueOptions{Dir: t.TempDir()}, Peer: peerConfig(),
+			Session: dialog.Config{InterDigitTimeout: 200 * time.Millisecond}})
+	upd, stop := sb.Subscribe(1024)
+	defer stop()
+	sb.AgentOnline(agentUser("a"))
+	if err := sb.SetAgentState("a", escalation.AgentAvailable); err != nil {
+		t.Fatal(err)
+	}
+	leg := newScriptLeg("CApf")
+	done := make(chan struct{})
+	go func() { sb.Handle(context.Background(), leg); close(done) }()
+	<-leg.greeted
+	// Two turns in a row the provider fails: the caller hears an apology
+	// each time, then is offered to an agent.
+	leg.press("5")
+	time.Sleep(time.Second)
+	leg.press("6")
+	deadline := time.After(20 * time.Second)
+	for offered := false; !offered; {
+		select {
+		case u := <-upd:
+			if u.Kind == UpdateOffer && u.CallID == "CApf" {
+				offered = true
+				if len(u.Offer.Reasons) == 0 || u.Offer.Reasons[0] != escalation.ReasonProviderFailure {
+					t.Fatalf("reasons %v", u.Offer.Reasons)
+				}
+			}
+		case <-deadline:
+			t.Fatal("no offer after two provider failures")
+		}
+	}
+	leg.hangUp()
+	waitDone(t, done)
+	if got := st.outcome("CApf"); got != parley.OutcomeAbandoned {
 		t.Fatalf("outcome %q", got)
 	}
 }
