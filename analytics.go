@@ -110,8 +110,8 @@ type KPIReport struct {
 	// AbandonedInQueue hung up after being decided for a human, before one came.
 	AbandonedInQueue int64        `json:"abandoned_in_queue"`
 	Abandoned        int64        `json:"abandoned"`
-	Callbacks        int64        `json:"callbacks"`
-	Voicemails       int64        `json:"voicemails"`
+	Callbacks        int64        `json:"callbacks"`  // calls that ended asking to be called back
+	Voicemails       int64        `json:"voicemails"` // calls that ended in voicemail
 	Dropped          int64        `json:"dropped"`
 	Failed           int64        `json:"failed"`
 	Repeats          RepeatStats  `json:"repeats"`

@@ -100,7 +100,10 @@ func factStmts(e parley.Event, f parley.CallFacts) []stmt {
 			WHERE id = $6`, []any{ts(f.ConnectedAt), f.AgentID, tth, bin, wait, e.CallID}})
 	}
 	if f.QueueState != "" {
-		out = append(out, stmt{`UPDATE calls SET queue_state = $1 WHERE id = $2`, []any{f.QueueState, e.CallID}})
+		// The queue's end (abandoned, callback, voicemail) is not overwritten by a
+		// late offer withdrawal.
+		out = append(out, stmt{`UPDATE calls SET queue_state = $1 WHERE id = $2 AND queue_state NOT IN ('abandoned', 'callback', 'voicemail')`,
+			[]any{f.QueueState, e.CallID}})
 	}
 	if f.CSAT != 0 {
 		out = append(out, stmt{`UPDATE calls SET csat = $1 WHERE id = $2`, []any{int16(f.CSAT), e.CallID}})
@@ -130,8 +133,7 @@ func msSQL(interval string) string {
 var kpiCallsSQL = `SELECT kpi_hour_of(started_at) AS hour,
 	count(*), count(*) FILTER (WHERE ended), count(*) FILTER (WHERE contained), count(*) FILTER (WHERE esc),
 	count(*) FILTER (WHERE outcome = 'abandoned'), count(*) FILTER (WHERE queue_state = 'abandoned' OR (outcome = 'abandoned' AND esc)),
-	count(*) FILTER (WHERE outcome = 'callback' OR queue_state = 'callback'),
-	count(*) FILTER (WHERE outcome = 'voicemail' OR queue_state = 'voicemail'),
+	count(*) FILTER (WHERE outcome = 'callback'), count(*) FILTER (WHERE outcome = 'voicemail'),
 	count(*) FILTER (WHERE outcome = 'dropped'), count(*) FILTER (WHERE outcome = 'failed'),
 	count(*) FILTER (WHERE ended),
 	coalesce(sum(greatest(` + msSQL(`least(coalesce(escalated_at, ended_at), ended_at) - started_at`) + `, 0)) FILTER (WHERE ended), 0)::bigint,

@@ -148,7 +148,7 @@ const (
 		tth_bin = CASE WHEN connected_at IS NULL THEN ?4 ELSE tth_bin END,
 		queue_wait_ms = CASE WHEN connected_at IS NULL THEN ?5 ELSE queue_wait_ms END
 		WHERE id = ?6`
-	queueStateSQL = `UPDATE calls SET queue_state = ? WHERE id = ?`
+	queueStateSQL = `UPDATE calls SET queue_state = ? WHERE id = ? AND queue_state NOT IN ('abandoned', 'callback', 'voicemail')`
 	csatSQL       = `UPDATE calls SET csat = ? WHERE id = ?`
 )
 
@@ -205,7 +205,7 @@ func applyFacts(ctx context.Context, db sqlExecer, e parley.Event, f parley.Call
 const kpiCallsSQL = `SELECT started_at / 3600000 AS hour,
 	count(*), sum(ended), sum(contained), sum(esc),
 	sum(outcome = 'abandoned'), sum(queue_state = 'abandoned' OR (outcome = 'abandoned' AND esc)),
-	sum(outcome = 'callback' OR queue_state = 'callback'), sum(outcome = 'voicemail' OR queue_state = 'voicemail'),
+	sum(outcome = 'callback'), sum(outcome = 'voicemail'),
 	sum(outcome = 'dropped'), sum(outcome = 'failed'),
 	sum(ended), sum(CASE WHEN ended THEN max(coalesce(min(escalated_at, ended_at), ended_at) - started_at, 0) ELSE 0 END),
 	sum(ended AND connected_at IS NOT NULL), sum(CASE WHEN ended AND connected_at IS NOT NULL THEN max(ended_at - connected_at, 0) ELSE 0 END),

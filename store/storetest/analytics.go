@@ -34,6 +34,7 @@ func AnalyticsContract(t *testing.T, open func(t *testing.T) AnalyticsBackend) {
 		{"Rejects", analyticsRejects},
 		{"DailySeries", analyticsDaily},
 		{"ManyHours", analyticsManyHours},
+		{"QueueEnd", analyticsQueueEnd},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +127,7 @@ func KPIFixture(t testing.TB, s parley.Store) {
 			Signals: &parley.Signals{Intent: "payments_late", ASRConfidence: 0.9, NLUConfidence: 0.1, OutOfScope: true}})
 	decide("k3", 71*time.Minute, "low_confidence", "frustration")
 	event("k3", 72*time.Minute, "queue", map[string]any{"state": "abandoned"})
+	event("k3", 72*time.Minute, "queue", map[string]any{"state": "withdrawn"}) // the offer ends after the caller left
 	end("k3", 75*time.Minute, parley.OutcomeAbandoned)
 
 	// c4: a human-only request, left a number to be called back.
@@ -405,5 +407,27 @@ func analyticsManyHours(t *testing.T, s AnalyticsBackend) {
 				t.Fatalf("round %d: hour %d = %+v", round, i, p)
 			}
 		}
+	}
+}
+
+// analyticsQueueEnd: the end of the queue (abandoned, callback, voicemail)
+// is kept when later queue events (an offer withdrawn) follow it.
+func analyticsQueueEnd(t *testing.T, s AnalyticsBackend) {
+	ctx := context.Background()
+	if err := s.CreateCall(ctx, parley.Call{ID: "q1", Channel: parley.ChannelWebRTC, StartedAt: KPIT0}); err != nil {
+		t.Fatal(err)
+	}
+	for i, state := range []string{"queued", "offered", "abandoned", "withdrawn"} {
+		if err := s.AppendEvent(ctx, parley.Event{CallID: "q1", At: kat(time.Duration(i) * time.Second), Kind: "queue",
+			Data: jsonOf(t, map[string]any{"state": state})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EndCall(ctx, "q1", kat(time.Minute), parley.OutcomeDropped, "line lost"); err != nil {
+		t.Fatal(err)
+	}
+	r := kpis(t, s, KPIT0, kat(time.Hour))
+	if r.AbandonedInQueue != 1 || r.Dropped != 1 || r.Abandoned != 0 || len(r.Review) != 1 {
+		t.Errorf("abandoned in queue %d, dropped %d, abandoned %d, review %d; want 1, 1, 0, 1", r.AbandonedInQueue, r.Dropped, r.Abandoned, len(r.Review))
 	}
 }
