@@ -42,18 +42,19 @@ func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
 
 // Config is everything a parley server runs with.
 type Config struct {
-	Listen    string `yaml:"listen"`
-	PublicURL string `yaml:"public_url"`
-	DataDir   string `yaml:"data_dir"`
-	LogLevel  string `yaml:"log_level"`
-	Store     string `yaml:"store"`
-	Twilio    Twilio `yaml:"twilio"`
-	KB        KBConf `yaml:"kb"`
-	Speech    Speech `yaml:"speech"`
-	Dialog    Dialog `yaml:"dialog"`
-	Queue     Queue  `yaml:"queue"`
-	WebRTC    WebRTC `yaml:"webrtc"`
-	LLM       Remote `yaml:"llm"`
+	Listen    string    `yaml:"listen"`
+	PublicURL string    `yaml:"public_url"`
+	DataDir   string    `yaml:"data_dir"`
+	LogLevel  string    `yaml:"log_level"`
+	Store     string    `yaml:"store"`
+	Twilio    Twilio    `yaml:"twilio"`
+	KB        KBConf    `yaml:"kb"`
+	Speech    Speech    `yaml:"speech"`
+	Dialog    Dialog    `yaml:"dialog"`
+	Queue     Queue     `yaml:"queue"`
+	Recording Recording `yaml:"recording"`
+	WebRTC    WebRTC    `yaml:"webrtc"`
+	LLM       Remote    `yaml:"llm"`
 	// Tools are webhook-backed tools the LLM may call besides the built-in
 	// ones (lookup_knowledge, get_caller_history, collect_digits,
 	// transfer_to_human, end_call).
@@ -128,6 +129,13 @@ type Dialog struct {
 	MaxCallDuration  time.Duration `yaml:"max_call_duration"`
 }
 
+// Recording configures call recording.
+type Recording struct {
+	Enabled      bool          `yaml:"enabled"`
+	Announcement string        `yaml:"announcement"` // played before the greeting of every recorded call
+	Retention    time.Duration `yaml:"retention"`    // recordings older than this are deleted
+}
+
 // Queue configures the way from the AI to a human agent.
 type Queue struct {
 	MaxWait       time.Duration `yaml:"max_wait"`       // then voicemail
@@ -144,6 +152,11 @@ var envVars = []struct {
 	set       func(c *Config, v string) error
 }{
 	{"PARLEY_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"PARLEY_RECORDING", "recording.enabled", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Recording.Enabled = b
+		return err
+	}},
 	{"PARLEY_PUBLIC_URL", "public_url", func(c *Config, v string) error { c.PublicURL = v; return nil }},
 	{"PARLEY_DATA_DIR", "data_dir", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"PARLEY_LOG_LEVEL", "log_level", func(c *Config, v string) error { c.LogLevel = v; return nil }},
@@ -347,6 +360,14 @@ func (c *Config) validate() error {
 		}
 		if r.r.Model == "" {
 			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}
+		}
+	}
+	if c.Recording.Enabled {
+		if strings.TrimSpace(c.Recording.Announcement) == "" {
+			return &KeyError{"recording.announcement", "", "callers must be told a call is recorded"}
+		}
+		if c.Recording.Retention < time.Hour {
+			return &KeyError{"recording.retention", c.Recording.Retention.String(), "want at least 1h"}
 		}
 	}
 	for i, t := range c.Tools {

@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -754,5 +755,82 @@ func TestRepeatedProviderFailuresGoToAHuman(t *testing.T) {
 	waitDone(t, done)
 	if got := st.outcome("CApf"); got != parley.OutcomeAbandoned {
 		t.Fatalf("outcome %q", got)
+	}
+}
+
+// sineSynth speaks every sentence as 300 ms of 500 Hz.
+type sineSynth struct{}
+
+func (sineSynth) SampleRate() int { return 8000 }
+func (sineSynth) Synthesize(_ context.Context, _ string, emit func([]int16) error) error {
+	return emit(tone(300*time.Millisecond, 500, 6000))
+}
+
+func TestCallsAreRecordedInStereoAfterAnAnnouncement(t *testing.T) {
+	st := newMemStore()
+	dir := t.TempDir()
+	sb := New(dialog.Engines{Transcriber: nopTranscriber{}, Responder: keypadResponder{}, Synthesizer: sineSynth{}},
+		Options{Store: st, Log: zerolog.Nop(), Queue: QueueOptions{Dir: t.TempDir()}, Peer: peerConfig(),
+			Recording: RecordingOptions{Dir: dir, Announcement: "This call is recorded.", URL: func(id string) string { return "/api/calls/" + id + "/recording.wav" }}})
+	leg := newScriptLeg("CArec")
+	done := make(chan struct{})
+	go func() { sb.Handle(context.Background(), leg); close(done) }()
+	<-leg.greeted
+	leg.say(babble(2*time.Second, 9))
+	time.Sleep(3 * time.Second)
+	leg.hangUp()
+	waitDone(t, done)
+
+	ev := st.eventsOf("recording")
+	if len(ev) != 1 {
+		t.Fatalf("%d recording events", len(ev))
+	}
+	var rec struct {
+		Path     string `json:"path"`
+		URL      string `json:"url"`
+		Duration int64  `json:"duration_ms"`
+	}
+	if err := json.Unmarshal(ev[0].Data, &rec); err != nil || rec.URL != "/api/calls/CArec/recording.wav" {
+		t.Fatalf("recording event %s (%v)", ev[0].Data, err)
+	}
+	raw, err := os.ReadFile(rec.Path)
+	if err != nil || len(raw) < 44 || string(raw[0:4]) != "RIFF" || binary.LittleEndian.Uint16(raw[22:]) != 2 ||
+		binary.LittleEndian.Uint32(raw[24:]) != 8000 || int(binary.LittleEndian.Uint32(raw[40:])) != len(raw)-44 {
+		t.Fatalf("not a complete 8 kHz stereo WAV (%d bytes, %v)", len(raw), err)
+	}
+	var left, right []int16
+	for i := 44; i+3 < len(raw); i += 4 {
+		left = append(left, int16(binary.LittleEndian.Uint16(raw[i:])))
+		right = append(right, int16(binary.LittleEndian.Uint16(raw[i+2:])))
+	}
+	secs := float64(len(left)) / 8000
+	if secs < 3 || secs > 30 || rec.Duration != int64(secs*1000) {
+		t.Fatalf("recording is %.1f s (event says %d ms)", secs, rec.Duration)
+	}
+	// What the caller heard (the announcement and the greeting, 500 Hz) is
+	// on the right; the caller's voice is on the left, and not on the right.
+	// (per 100 ms window: the bursts do not share one phase).
+	toneWindows := func(x []int16) (loud, tonal int) {
+		for i := 0; i+800 <= len(x); i += 800 {
+			if w := x[i : i+800]; rms(w) > 500 {
+				loud++
+				if toneShare(w, 500) > 0.5 {
+					tonal++
+				}
+			}
+		}
+		return loud, tonal
+	}
+	if loud, tonal := toneWindows(right); loud < 4 || tonal < loud*3/4 {
+		t.Fatalf("right channel: %d loud windows, %d of them 500 Hz", loud, tonal)
+	}
+	if loud, tonal := toneWindows(left); loud < 5 || tonal > 0 {
+		t.Fatalf("left channel: %d loud windows, %d of them 500 Hz", loud, tonal)
+	}
+	if n, err := SweepRecordings(context.Background(), dir, time.Hour, time.Now().Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("sweep removed %d (%v)", n, err)
+	}
+	if _, err := os.Stat(rec.Path); !os.IsNotExist(err) {
+		t.Fatal("old recording not deleted")
 	}
 }

@@ -42,6 +42,8 @@ type Options struct {
 	Prompts Prompts
 	// Peer configures the WebRTC connections of agents and supervisors.
 	Peer mwebrtc.Config
+	// Recording records calls (both directions, after an announcement).
+	Recording RecordingOptions
 	// NoHumanTranscripts turns off the live transcription of bridged
 	// caller-agent conversations (it costs a recognizer per speaking party).
 	NoHumanTranscripts bool
@@ -162,6 +164,19 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	if sb.opt.Redact != nil {
 		c.dlg = sb.opt.Redact.Dialogue()
 	}
+	var handler parley.LegHandler = &c.router
+	var rec *recorder
+	if dir := sb.opt.Recording.Dir; dir != "" && info.CallID != "" {
+		r, err := newRecorder(dir, info.CallID, leg.SampleRate())
+		if err != nil {
+			log.Error().Err(err).Msg("switchboard: call not recorded")
+		} else {
+			rec = r
+			c.leg = &recLeg{Leg: leg, rec: r}
+			c.tap = &tapLeg{Leg: c.leg}
+			handler = recHandler{LegHandler: &c.router, rec: r}
+		}
+	}
 	hooks := dialog.Hooks{
 		OnTurn: func(t parley.Turn) {
 			c.mu.Lock()
@@ -183,7 +198,6 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 		},
 	}
 	c.session = dialog.NewSession(sb.opt.Session, c.tap, sb.eng, hooks, log)
-	c.router.set(c.session)
 	sb.mu.Lock()
 	if _, dup := sb.calls[info.CallID]; dup || info.CallID == "" {
 		sb.mu.Unlock()
@@ -205,11 +219,22 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	// AI session, then to the queue and the human bridge.
 	legCtx, stopLeg := context.WithCancel(ctx)
 	go func() {
-		err := leg.Run(legCtx, &c.router)
+		err := leg.Run(legCtx, handler)
 		c.legErr = err
 		close(c.legDone)
 		c.session.LegDone(err)
 	}()
+	if rec != nil && sb.opt.Recording.Announcement != "" {
+		// The caller hears that the call is recorded before anything else.
+		c.router.set(newKeypad())
+		v := newVoice(c, sb.eng.Synthesizer)
+		if err := v.say(ctx, sb.opt.Recording.Announcement); err != nil {
+			log.Warn().Err(err).Msg("switchboard: recording announcement failed")
+		}
+		_ = v.wait(ctx, c.legDone)
+		v.stop()
+	}
+	c.router.set(c.session)
 
 	out, err := c.session.Converse(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -259,6 +284,17 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 		sb.mixes.Frames += st.Frames
 		sb.mixes.WriteErrors += st.WriteErrors
 		sb.mu.Unlock()
+	}
+	if rec != nil {
+		path, dur, err := rec.close()
+		if err != nil {
+			log.Error().Err(err).Msg("switchboard: recording incomplete")
+		}
+		data := map[string]any{"path": path, "duration_ms": dur.Milliseconds()}
+		if sb.opt.Recording.URL != nil {
+			data["url"] = sb.opt.Recording.URL(info.CallID)
+		}
+		sb.event(info.CallID, "recording", data)
 	}
 	ended := time.Now()
 	sb.write(log, "end call", func(ctx context.Context) error {

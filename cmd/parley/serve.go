@@ -164,6 +164,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 			VoicemailMax:  cfg.Queue.VoicemailMax,
 			Dir:           cfg.DataDir,
 		},
+		Recording:          recordingOptions(cfg),
 		Peer:               peer,
 		Intents:            intentInfo(eng.kb),
 		NoHumanTranscripts: !cfg.Queue.Transcribe,
@@ -226,8 +227,12 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("store %T keeps no users", s.base)
 	}
 	a := auth.New(users, auth.Config{PublicURL: s.cfg.PublicURL, Log: s.log})
-	a.Register(app)                   // POST /api/login, POST /api/logout, GET /api/me
-	api.Calls(s.store, a, s.log)(app) // GET /api/calls, GET /api/calls/:id (supervisors)
+	a.Register(app)                                     // POST /api/login, POST /api/logout, GET /api/me
+	api.Calls(s.store, a, s.log)(app)                   // GET /api/calls, GET /api/calls/:id (supervisors)
+	api.Recordings(recordingsDir(s.cfg), a, s.log)(app) // GET /api/calls/:id/recording.wav (supervisors)
+	if s.cfg.Recording.Enabled {
+		go s.sweepRecordings(ctx)
+	}
 	s.tw.Register(app)
 	s.wr.Register(app) // GET /call (the customer page), POST /api/webrtc/call
 	// GET /agent and /supervisor, their APIs and live event stream.
@@ -276,5 +281,36 @@ func (s *server) close() {
 	}
 	if s.eng != nil {
 		s.eng.close()
+	}
+}
+
+// recordingsDir is where call recordings are kept.
+func recordingsDir(cfg *configs.Config) string { return filepath.Join(cfg.DataDir, "recordings") }
+
+// recordingOptions turns recording on when configured.
+func recordingOptions(cfg *configs.Config) switchboard.RecordingOptions {
+	if !cfg.Recording.Enabled {
+		return switchboard.RecordingOptions{}
+	}
+	return switchboard.RecordingOptions{Dir: recordingsDir(cfg), Announcement: cfg.Recording.Announcement, URL: api.RecordingURL}
+}
+
+// sweepRecordings deletes recordings past their retention, at start-up and
+// every hour, until ctx ends.
+func (s *server) sweepRecordings(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := switchboard.SweepRecordings(ctx, recordingsDir(s.cfg), s.cfg.Recording.Retention, time.Now())
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("recordings: retention sweep failed")
+		} else if n > 0 {
+			s.log.Info().Int("deleted", n).Dur("retention", s.cfg.Recording.Retention).Msg("recordings: past retention, deleted")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -36,8 +37,9 @@ var t0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 const password = "supervisor password"
 
 type server struct {
-	url   string
-	store *sqlite.Store
+	url    string
+	store  *sqlite.Store
+	recDir string
 }
 
 // start serves the call API and the auth routes on 127.0.0.1:0 over a
@@ -66,6 +68,8 @@ func start(t *testing.T) *server {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	a.Register(app)
 	Calls(st, a, zerolog.Nop())(app)
+	recDir := t.TempDir()
+	Recordings(recDir, a, zerolog.Nop())(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +82,7 @@ func start(t *testing.T) *server {
 		}
 		<-done
 	})
-	return &server{url: "http://" + ln.Addr().String(), store: st}
+	return &server{url: "http://" + ln.Addr().String(), store: st, recDir: recDir}
 }
 
 // fixture stores four calls an hour apart on 14 March 2026 and one on the 15th.
@@ -398,5 +402,42 @@ func BenchmarkParseCallQuery(b *testing.B) {
 		if _, err := ParseCallQuery("from=2026-03-14&to=2026-03-15T00:00:00Z&number=%2B15550001&outcome=escalated&q=stolen+card&limit=50"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRecordingsForSupervisorsOnly(t *testing.T) {
+	s := start(t)
+	wav := append([]byte("RIFF"), make([]byte, 60)...)
+	if err := os.WriteFile(filepath.Join(s.recDir, "CA-rec.wav"), wav, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(path, token string) (int, []byte) {
+		req, _ := http.NewRequest("GET", s.url+path, nil)
+		if token != "" {
+			req.AddCookie(&http.Cookie{Name: auth.CookieName, Value: token})
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, _ := fetch(RecordingURL("CA-rec"), ""); code != 401 {
+		t.Fatalf("anonymous: %d", code)
+	}
+	if code, _ := fetch(RecordingURL("CA-rec"), s.login(t, "alice")); code != 403 {
+		t.Fatalf("agent: %d", code)
+	}
+	sup := s.login(t, "sam")
+	if code, b := fetch(RecordingURL("CA-rec"), sup); code != 200 || string(b[:4]) != "RIFF" {
+		t.Fatalf("supervisor: %d %q", code, b)
+	}
+	if code, _ := fetch(RecordingURL("CA-none"), sup); code != 404 {
+		t.Fatalf("missing recording: %d", code)
+	}
+	if code, _ := fetch("/api/calls/..%2f..%2fetc/recording.wav", sup); code != 400 && code != 404 {
+		t.Fatalf("traversal: %d", code)
 	}
 }
