@@ -96,6 +96,9 @@ func (f *frameClock) onAudio(pcm []int16, at time.Time) {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "seed" {
+		return runBenchSeed(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "bridges" {
 		return runBenchBridges(ctx, args[1:], stdout, stderr)
 	}

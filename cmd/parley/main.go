@@ -37,7 +37,7 @@ func commands() []command {
 		{"transcribe", "speech to text: transcribe [--digits] FILE.wav...", runTranscribe},
 		{"say", "text to speech: say TEXT -o out.wav [--voice slt]", runSay},
 		{"nlu", "intent classifier: nlu eval --train FILE --test FILE", runNLU},
-		{"bench", "measure: bench calls --concurrency N --duration D [--to URL]", runBench},
+		{"bench", "measure: bench calls --concurrency N --duration D [--to URL] | bench bridges --bridges N --duration D | bench seed --calls N [--store URL | --data-dir DIR]", runBench},
 		{"users", "console accounts: users add NAME --role agent|supervisor|admin [--skills a,b] [--password-stdin] | list | remove NAME", runUsers},
 		{"calls", "call history: calls export [--from DATE] [--to DATE] [-o FILE] | forget NUMBER [--yes]", runCalls},
 	}

@@ -238,10 +238,30 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	// GET /agent and /supervisor, their APIs and live event stream.
 	cons := console.Register(app, s.sb, a, s.log)
 	defer cons.Close()
-	if an, ok := s.base.(parley.Analytics); ok {
-		if err := dashboard.Register(app, a, an, s.log); err != nil { // GET /dashboard, GET /api/kpis
-			return err
-		}
+	an, ok := s.base.(parley.Analytics)
+	if !ok {
+		return fmt.Errorf("store %T computes no KPIs", s.base)
+	}
+	if err := dashboard.Register(app, a, an, s.log); err != nil { // GET /dashboard, GET /api/kpis (supervisors)
+		return err
+	}
+	if r, ok := s.base.(interface{ RefreshKPIs(context.Context) error }); ok {
+		// Hourly rollups kept fresh, so a dashboard opened after a long
+		// time does not rebuild many hours in one request.
+		go func() {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := r.RefreshKPIs(ctx); err != nil && ctx.Err() == nil {
+						s.log.Warn().Err(err).Msg("kpis: refresh")
+					}
+				}
+			}
+		}()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listener(ln) }()
