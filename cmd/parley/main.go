@@ -39,6 +39,7 @@ func commands() []command {
 		{"nlu", "intent classifier: nlu eval --train FILE --test FILE", runNLU},
 		{"bench", "measure: bench calls --concurrency N --duration D [--to URL] | bench bridges --bridges N --duration D | bench seed --calls N [--store URL | --data-dir DIR]", runBench},
 		{"users", "console accounts: users add NAME --role agent|supervisor|admin [--skills a,b] [--password-stdin] | list | remove NAME", runUsers},
+		{"kb", "knowledge base: kb suggest [--from DATE] [--to DATE] [-o FILE] — new examples and intents from what the AI did not understand", runKB},
 		{"calls", "call history: calls export [--from DATE] [--to DATE] [-o FILE] | forget NUMBER [--yes]", runCalls},
 	}
 }

@@ -230,6 +230,7 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	a.Register(app)                                     // POST /api/login, POST /api/logout, GET /api/me
 	api.Calls(s.store, a, s.log)(app)                   // GET /api/calls, GET /api/calls/:id (supervisors)
 	api.Recordings(recordingsDir(s.cfg), a, s.log)(app) // GET /api/calls/:id/recording.wav (supervisors)
+	api.FeedbackRoutes(s.store, a, s.log)(app)          // POST /api/calls/:id/feedback (supervisors: "misunderstood")
 	if s.cfg.Recording.Enabled {
 		go s.sweepRecordings(ctx)
 	}

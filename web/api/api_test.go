@@ -70,6 +70,7 @@ func start(t *testing.T) *server {
 	Calls(st, a, zerolog.Nop())(app)
 	recDir := t.TempDir()
 	Recordings(recDir, a, zerolog.Nop())(app)
+	FeedbackRoutes(st, a, zerolog.Nop())(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -439,5 +440,71 @@ func TestRecordingsForSupervisorsOnly(t *testing.T) {
 	}
 	if code, _ := fetch("/api/calls/..%2f..%2fetc/recording.wav", sup); code != 400 && code != 404 {
 		t.Fatalf("traversal: %d", code)
+	}
+}
+
+func TestFeedbackMarksACallerTurn(t *testing.T) {
+	s := start(t)
+	// Log in as the supervisor, keeping the CSRF token.
+	resp, err := http.Post(s.url+"/api/login", "application/json", strings.NewReader(`{"name":"sam","password":"`+password+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lr struct {
+		CSRF string `json:"csrf"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&lr)
+	resp.Body.Close()
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == auth.CookieName {
+			cookie = c.Value
+		}
+	}
+	post := func(path, body, csrf string) int {
+		req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.AddCookie(&http.Cookie{Name: auth.CookieName, Value: cookie})
+		if csrf != "" {
+			req.Header.Set(auth.CSRFHeader, csrf)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if lr.CSRF == "" || cookie == "" {
+		t.Fatal("login gave no session")
+	}
+	cases := []struct {
+		path, body, csrf string
+		want             int
+	}{
+		{"/api/calls/CA-declined/feedback", `{"seq":1,"intent":"card_declined"}`, "", 403},
+		{"/api/calls/CA-declined/feedback", `{"seq":1,"intent":"Card Declined"}`, lr.CSRF, 400},
+		{"/api/calls/CA-declined/feedback", `{"seq":0,"intent":"card_declined"}`, lr.CSRF, 400},
+		{"/api/calls/CA-declined/feedback", `{"seq":1,"intnt":"x"}`, lr.CSRF, 400},
+		{"/api/calls/CA-nobody/feedback", `{"seq":1}`, lr.CSRF, 404},
+		{"/api/calls/CA-declined/feedback", `{"seq":1,"intent":"card_declined","note":"said cards"}`, lr.CSRF, 201},
+	}
+	for _, tc := range cases {
+		if got := post(tc.path, tc.body, tc.csrf); got != tc.want {
+			t.Fatalf("POST %s %s = %d, want %d", tc.path, tc.body, got, tc.want)
+		}
+	}
+	evs, err := s.store.Events(context.Background(), "CA-declined")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fb string
+	for _, e := range evs {
+		if e.Kind == "feedback" {
+			fb = string(e.Data)
+		}
+	}
+	if !strings.Contains(fb, `"intent":"card_declined"`) || !strings.Contains(fb, "My cards keep getting declined") || !strings.Contains(fb, `"by":"sam"`) {
+		t.Fatalf("feedback event %q", fb)
 	}
 }
