@@ -26,7 +26,7 @@ func TestKBSuggestLearnsFromMisunderstoodTurns(t *testing.T) {
 		{"is travel insurance included with my card", parley.Signals{OutOfScope: true}},
 		{"how do I claim on the travel insurance", parley.Signals{NLUConfidence: 0.3}},
 		{"I want to check my balance", parley.Signals{NLUConfidence: 0.95}}, // understood: not learned from
-		{"the plastic never turned up", parley.Signals{NLUConfidence: 0.3}},  // corrected below
+		{"the plastic never turned up", parley.Signals{NLUConfidence: 0.3}}, // corrected below
 	}
 	for i, s := range says {
 		id := "CA-kb-" + string(rune('a'+i))
