@@ -53,6 +53,7 @@ type Config struct {
 	Dialog    Dialog    `yaml:"dialog"`
 	Queue     Queue     `yaml:"queue"`
 	Recording Recording `yaml:"recording"`
+	Survey    Survey    `yaml:"survey"`
 	WebRTC    WebRTC    `yaml:"webrtc"`
 	LLM       Remote    `yaml:"llm"`
 	// Tools are webhook-backed tools the LLM may call besides the built-in
@@ -129,6 +130,13 @@ type Dialog struct {
 	MaxCallDuration  time.Duration `yaml:"max_call_duration"`
 }
 
+// Survey configures the post-call satisfaction survey (CSAT, keypad 1-5).
+type Survey struct {
+	Enabled bool   `yaml:"enabled"`
+	Prompt  string `yaml:"prompt"`
+	Thanks  string `yaml:"thanks"`
+}
+
 // Recording configures call recording.
 type Recording struct {
 	Enabled      bool          `yaml:"enabled"`
@@ -152,6 +160,11 @@ var envVars = []struct {
 	set       func(c *Config, v string) error
 }{
 	{"PARLEY_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"PARLEY_SURVEY", "survey.enabled", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Survey.Enabled = b
+		return err
+	}},
 	{"PARLEY_RECORDING", "recording.enabled", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		c.Recording.Enabled = b
@@ -361,6 +374,9 @@ func (c *Config) validate() error {
 		if r.r.Model == "" {
 			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}
 		}
+	}
+	if c.Survey.Enabled && strings.TrimSpace(c.Survey.Prompt) == "" {
+		return &KeyError{"survey.prompt", "", "the survey needs a question"}
 	}
 	if c.Recording.Enabled {
 		if strings.TrimSpace(c.Recording.Announcement) == "" {

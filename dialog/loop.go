@@ -285,7 +285,7 @@ func (l *loop) run() (Outcome, error) {
 // end finishes the call for reason, hanging up when the Session decided to.
 func (l *loop) end(reason Reason) Outcome {
 	out := Outcome{Reason: reason}
-	if reason == ReasonHandOff {
+	if reason == ReasonHandOff || l.s.cfg.NoHangup {
 		return out
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hangupTimeout)

@@ -56,6 +56,10 @@ type Config struct {
 	// MaxQueue bounds the synthesized audio queued ahead of the caller; a
 	// longer reply is produced as the queue drains (20 s).
 	MaxQueue time.Duration
+	// NoHangup leaves the line open when the conversation ends (goodbye,
+	// silence, maximum duration): Run returns and the owner hangs up, for
+	// example after a satisfaction survey. Outcome.HungUp is then false.
+	NoHangup bool
 	// NotUnderstood is said when the recognizer fails on a caller turn.
 	NotUnderstood string
 	// Apology is said when the responder fails, so the caller is never left

@@ -174,12 +174,8 @@ func (sb *Switchboard) bridge(ctx context.Context, c *call, j *agentJoin, kp *ke
 		sb.notice(c, agentID, "The caller hung up.")
 		return parley.OutcomeEscalated, "caller hung up", false
 	case <-c.hangupCh:
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := c.leg.Hangup(hctx, "agent ended the call"); err != nil {
-			log.Warn().Err(err).Msg("hang-up failed")
-		}
-		cancel()
-		return parley.OutcomeEscalated, "agent ended the call", false
+		// The caller is hung up once the call is over (after the survey, if any).
+		return parley.OutcomeEscalated, reasonAgentEnded, false
 	case <-j.peer.Done():
 		out, reason, again = sb.agentLost(c, j, "the agent's connection dropped", log)
 		return out, reason, again
@@ -187,6 +183,9 @@ func (sb *Switchboard) bridge(ctx context.Context, c *call, j *agentJoin, kp *ke
 		return parley.OutcomeFailed, "cancelled", false
 	}
 }
+
+// reasonAgentEnded is why a call ends when the agent hangs up.
+const reasonAgentEnded = "agent ended the call"
 
 // unbridgeCallerLocked gives the caller back to parley's playout after a
 // bridge. c.mu must be held.

@@ -383,3 +383,56 @@ func (sb *Switchboard) transcribeAll(ctx context.Context, pcm []int16, rate int)
 	}
 	return t.Text
 }
+
+// SurveyOptions configure the post-call satisfaction survey.
+type SurveyOptions struct {
+	// Prompt asks for a rating on the keypad, 1 to 5; empty means no survey.
+	Prompt string
+	// Thanks ends the call after the answer.
+	Thanks string
+	// Wait is how long the caller has to press a key (8 s).
+	Wait time.Duration
+}
+
+// survey asks the caller still on the line for a 1-5 rating and stores it
+// as a "csat" event.
+func (sb *Switchboard) survey(ctx context.Context, c *call, log zerolog.Logger) {
+	opt := sb.opt.Survey
+	if opt.Prompt == "" {
+		return
+	}
+	select {
+	case <-c.legDone:
+		return
+	default:
+	}
+	kp := newKeypad()
+	c.router.set(kp)
+	v := newVoice(c, sb.eng.Synthesizer)
+	defer v.stop()
+	if err := v.say(ctx, opt.Prompt); err != nil {
+		log.Warn().Err(err).Msg("switchboard: survey prompt failed")
+		return
+	}
+	wait := time.NewTimer(opt.Wait)
+	defer wait.Stop()
+	for {
+		select {
+		case d := <-kp.digits:
+			if d < '1' || d > '5' {
+				continue
+			}
+			sb.event(c.info.CallID, "csat", map[string]any{"score": int(d - '0')})
+			v.clear()
+			_ = v.say(ctx, opt.Thanks)
+			_ = v.wait(ctx, c.legDone)
+			return
+		case <-wait.C:
+			return
+		case <-c.legDone:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

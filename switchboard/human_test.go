@@ -834,3 +834,34 @@ func TestCallsAreRecordedInStereoAfterAnAnnouncement(t *testing.T) {
 		t.Fatal("old recording not deleted")
 	}
 }
+
+func TestSurveyAfterTheAISaysGoodbye(t *testing.T) {
+	st := newMemStore()
+	sb := New(dialog.Engines{Transcriber: nopTranscriber{}, Responder: keypadResponder{}, Synthesizer: sineSynth{}},
+		Options{Store: st, Log: zerolog.Nop(), Queue: QueueOptions{Dir: t.TempDir()}, Peer: peerConfig(),
+			Session: dialog.Config{InterDigitTimeout: 200 * time.Millisecond},
+			Survey:  SurveyOptions{Prompt: "How did we do? Press 1 to 5.", Wait: 5 * time.Second}})
+	leg := newScriptLeg("CAsurvey")
+	done := make(chan struct{})
+	go func() { sb.Handle(context.Background(), leg); close(done) }()
+	<-leg.greeted
+	leg.press("9") // the AI says goodbye
+	waitFor(t, "the goodbye and the survey prompt", func() bool {
+		leg.mu.Lock()
+		defer leg.mu.Unlock()
+		return len(leg.marks) >= 2
+	})
+	time.Sleep(700 * time.Millisecond)
+	leg.press("4")
+	waitDone(t, done)
+	cs := st.eventsOf("csat")
+	if len(cs) != 1 || string(cs[0].Data) != `{"score":4}` {
+		t.Fatalf("csat events %v", cs)
+	}
+	if !leg.hungUp.Load() {
+		t.Fatal("the caller was not hung up after the survey")
+	}
+	if got := st.outcome("CAsurvey"); got != parley.OutcomeResolved {
+		t.Fatalf("outcome %q", got)
+	}
+}

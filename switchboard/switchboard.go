@@ -42,6 +42,9 @@ type Options struct {
 	Prompts Prompts
 	// Peer configures the WebRTC connections of agents and supervisors.
 	Peer mwebrtc.Config
+	// Survey asks callers for a 1-5 rating when the AI said goodbye or the
+	// agent ended the call.
+	Survey SurveyOptions
 	// Recording records calls (both directions, after an announcement).
 	Recording RecordingOptions
 	// NoHumanTranscripts turns off the live transcription of bridged
@@ -128,6 +131,15 @@ func New(eng dialog.Engines, opt Options) *Switchboard {
 	}
 	opt.Queue = opt.Queue.withDefaults()
 	opt.Prompts = opt.Prompts.withDefaults()
+	if opt.Survey.Prompt != "" {
+		opt.Session.NoHangup = true // the switchboard hangs up after the survey
+		if opt.Survey.Wait <= 0 {
+			opt.Survey.Wait = 8 * time.Second
+		}
+		if opt.Survey.Thanks == "" {
+			opt.Survey.Thanks = "Thank you. Goodbye."
+		}
+	}
 	sb := &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}, agentCalls: map[string]string{}, lastCalls: map[string]LiveCall{}, wrapped: map[string]string{}}
 	dopt := opt.Desk
 	dopt.OnEvent = sb.onDesk
@@ -250,12 +262,17 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 		c.mu.Lock()
 		phase = c.phase
 		c.mu.Unlock()
+		if reason == reasonAgentEnded {
+			sb.survey(ctx, c, log)
+		}
 		select {
 		case <-c.legDone:
 			hungUp = true
 		default:
 			hungUp = false
 		}
+	} else if out.Reason == dialog.ReasonAIEnded && !hungUp {
+		sb.survey(ctx, c, log)
 	} else if c.transferDecided() {
 		// The caller left before the hand-off: nobody must be offered the call.
 		sb.desk.Cancel(info.CallID)

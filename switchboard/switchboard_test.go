@@ -110,6 +110,9 @@ func (*keypadConv) Greeting(_ context.Context, say func(string) error) error {
 	return say("Hello, how can I help?")
 }
 func (*keypadConv) Respond(_ context.Context, in dialog.Input, say func(string) error) (dialog.Result, error) {
+	if in.Digits == "9" {
+		return dialog.Result{EndCall: true, Confidence: 1}, say("Goodbye.")
+	}
 	if in.Digits == "0" {
 		return dialog.Result{WantsHuman: true, Confidence: 1}, say("Nobody is here yet.")
 	}

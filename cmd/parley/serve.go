@@ -165,6 +165,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 			Dir:           cfg.DataDir,
 		},
 		Recording:          recordingOptions(cfg),
+		Survey:             surveyOptions(cfg),
 		Peer:               peer,
 		Intents:            intentInfo(eng.kb),
 		NoHumanTranscripts: !cfg.Queue.Transcribe,
@@ -334,4 +335,12 @@ func (s *server) sweepRecordings(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// surveyOptions turns the post-call survey on when configured.
+func surveyOptions(cfg *configs.Config) switchboard.SurveyOptions {
+	if !cfg.Survey.Enabled {
+		return switchboard.SurveyOptions{}
+	}
+	return switchboard.SurveyOptions{Prompt: cfg.Survey.Prompt, Thanks: cfg.Survey.Thanks}
 }
