@@ -340,12 +340,32 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	log.Info().Str("outcome", string(outcome)).Str("reason", reason).Dur("duration", ended.Sub(info.StartedAt)).Msg("call ended")
 }
 
-// MixerStats sums what the conferences of ended calls did: mix cycles,
+// MixerStats sums what the conferences of all calls, live and ended, did: mix cycles,
 // cycles run late to catch up (JumpMixes), parties that starved, frames.
 func (sb *Switchboard) MixerStats() media.MixerStats {
 	sb.mu.Lock()
-	defer sb.mu.Unlock()
-	return sb.mixes
+	total := sb.mixes
+	calls := make([]*call, 0, len(sb.calls))
+	for _, c := range sb.calls {
+		calls = append(calls, c)
+	}
+	sb.mu.Unlock()
+	for _, c := range calls {
+		c.mu.Lock()
+		cf := c.conf
+		c.mu.Unlock()
+		if cf == nil {
+			continue
+		}
+		st := cf.mix.Stats()
+		total.Mixes += st.Mixes
+		total.JumpMixes += st.JumpMixes
+		total.Restarts += st.Restarts
+		total.Dropped += st.Dropped
+		total.Frames += st.Frames
+		total.WriteErrors += st.WriteErrors
+	}
+	return total
 }
 
 // wrappingUp reports whether some agent still wraps up callID; sb.mu must be held.

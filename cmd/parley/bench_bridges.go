@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"syscall"
@@ -36,7 +37,7 @@ type bridgeResult struct {
 	AgentFrames    int     `json:"agent_frames"`    // frames the agents' WebRTC peers received
 	AgentLate      int     `json:"agent_late"`      // ... more than 50 ms after the previous one
 	AgentLatePct   float64 `json:"agent_late_pct"`  //
-	MixCycles      uint64  `json:"mix_cycles"`      // 20 ms mix cycles of every bridge, whole calls
+	MixCycles      uint64  `json:"mix_cycles"`      // 20 ms mix cycles of every bridge while measured
 	MixLate        uint64  `json:"mix_late"`        // cycles run late, to catch up
 	MixLatePct     float64 `json:"mix_late_pct"`    //
 	MixStarved     uint64  `json:"mix_starved"`     // times a party's input ran dry past concealment
@@ -59,6 +60,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	dur := fs.Duration("duration", 20*time.Second, "how long all bridges talk together")
 	transcribe := fs.Bool("transcribe", false, "transcribe both sides of every bridge live (a recognizer per speaking party)")
 	logLevel := fs.String("log", "error", "server log level")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period (server and load together) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,7 +112,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 	}
-	b := &bridgeBench{sb: sb, speech: benchBabble(30*time.Second, 1), agents: map[string]*benchAgent{}}
+	b := &bridgeBench{sb: sb, speech: benchBabble(30*time.Second, 1), agents: map[string]*benchAgent{}, stderr: stderr}
 	upd, unsub := sb.Subscribe(*n * 64)
 	defer unsub()
 	go b.acceptOffers(sctx, upd)
@@ -133,17 +135,42 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 		time.Sleep(200 * time.Millisecond)
 	}
 	res := &bridgeResult{Bridges: *n, Bridged: b.connected(), Transcribed: *transcribe}
+	if res.Bridged < *n {
+		for _, lc := range sb.Live().Calls {
+			if lc.Phase != switchboard.PhaseAgent {
+				fmt.Fprintf(stderr, "bench bridges: call %s still in phase %s:", lc.ID, lc.Phase)
+				for _, t := range lc.Transcript {
+					fmt.Fprintf(stderr, " [%s %q %s]", t.Speaker, t.Text, t.DTMF)
+				}
+				fmt.Fprintln(stderr)
+			}
+		}
+	}
 	fmt.Fprintf(stderr, "bench bridges: %d of %d bridged; measuring %v\n", res.Bridged, *n, *dur)
 	for _, c := range calls {
 		c.reset()
 	}
 	b.resetAgents()
-	cpu0, t0 := processCPU(), time.Now()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer f.Close()
+	}
+	cpu0, t0, mix0 := processCPU(), time.Now(), sb.MixerStats()
 	select {
 	case <-time.After(*dur):
 	case <-ctx.Done():
 	}
 	res.MeasuredS = time.Since(t0).Seconds()
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	res.CPUCores = (processCPU() - cpu0) / res.MeasuredS
 	res.RSSMB = rssMB(os.Getpid())
 	for _, c := range calls {
@@ -152,6 +179,11 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 		res.CallerLate += l
 	}
 	res.AgentFrames, res.AgentLate = b.agentCounts()
+	mix1 := sb.MixerStats()
+	res.MixCycles, res.MixLate, res.MixStarved = mix1.Mixes-mix0.Mixes, mix1.JumpMixes-mix0.JumpMixes, mix1.Restarts-mix0.Restarts
+	if res.MixCycles > 0 {
+		res.MixLatePct = 100 * float64(res.MixLate) / float64(res.MixCycles)
+	}
 	if res.CallerFrames > 0 {
 		res.CallerLatePct = 100 * float64(res.CallerLate) / float64(res.CallerFrames)
 	}
@@ -167,15 +199,6 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	wg.Wait()
 	b.closeAgents()
-	// Calls end shortly after the callers hang up; then their mixers report.
-	for end := time.Now().Add(10 * time.Second); sb.Active() > 0 && time.Now().Before(end); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	ms := sb.MixerStats()
-	res.MixCycles, res.MixLate, res.MixStarved = ms.Mixes, ms.JumpMixes, ms.Restarts
-	if ms.Mixes > 0 {
-		res.MixLatePct = 100 * float64(ms.JumpMixes) / float64(ms.Mixes)
-	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
@@ -207,6 +230,7 @@ func benchBabble(d time.Duration, seed uint64) []int16 {
 type bridgeBench struct {
 	sb     *switchboard.Switchboard
 	speech []int16
+	stderr io.Writer
 
 	mu     sync.Mutex
 	agents map[string]*benchAgent
@@ -241,14 +265,17 @@ func (b *bridgeBench) acceptOffers(ctx context.Context, upd <-chan switchboard.U
 func (b *bridgeBench) accept(ctx context.Context, agentID, callID string) {
 	p, offer, err := mwebrtc.NewOffer(mwebrtc.Config{LoopbackOnly: true})
 	if err != nil {
+		fmt.Fprintf(b.stderr, "bench bridges: agent %s: %v\n", agentID, err)
 		return
 	}
 	answer, err := b.sb.Accept(ctx, agentID, callID, offer)
 	if err != nil {
+		fmt.Fprintf(b.stderr, "bench bridges: agent %s accepting %s: %v\n", agentID, callID, err)
 		_ = p.Close()
 		return
 	}
 	if err := p.SetAnswer(answer); err != nil {
+		fmt.Fprintf(b.stderr, "bench bridges: agent %s: %v\n", agentID, err)
 		_ = p.Close()
 		return
 	}
