@@ -82,6 +82,9 @@ type Remote struct {
 	// Deadline bounds the stage's first result (LLM first token, STT
 	// transcript, TTS first audio); 0 keeps the engine's default.
 	Deadline time.Duration `yaml:"deadline"`
+	// RedactPrompts (LLM only) removes card numbers and similar from what
+	// the caller said, and from tool results, before the model sees them.
+	RedactPrompts bool `yaml:"redact_prompts,omitempty"`
 }
 
 // Enabled reports whether the stage uses the remote provider.

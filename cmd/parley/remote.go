@@ -66,7 +66,7 @@ func remoteEngines(cfg *configs.Config, e dialog.Engines, k *kb.Engine, st parle
 			Greeting: k.KB().Company.Greeting,
 			// The deadline is per stage; the session's filler covers the wait.
 			FirstTokenDeadline: cfg.LLM.Deadline,
-		}, openai.Deps{Knowledge: kbKnowledge{k}, History: storeHistory{st}, Tools: webhookTools(cfg.Tools), Log: log})
+		}, openai.Deps{Knowledge: kbKnowledge{k}, History: storeHistory{st}, Tools: webhookTools(cfg.Tools), Redact: promptRedactor(cfg), Log: log})
 		if err != nil {
 			return e, fmt.Errorf("llm: %w", err)
 		}
@@ -103,4 +103,12 @@ func webhookTools(ts []configs.ToolConf) []openai.Tool {
 		out = append(out, openai.WebhookTool(t.Name, t.Description, params, t.URL, t.Timeout))
 	}
 	return out
+}
+
+// promptRedactor is the redaction applied to LLM prompts, when configured.
+func promptRedactor(cfg *configs.Config) func(string) string {
+	if !cfg.LLM.RedactPrompts {
+		return nil
+	}
+	return pii.String
 }

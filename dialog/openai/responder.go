@@ -47,7 +47,11 @@ type Deps struct {
 	// Tools are operator-defined tools (for example WebhookTool) offered
 	// next to the built-in ones.
 	Tools []Tool
-	Log   zerolog.Logger
+	// Redact, when set, removes card numbers and similar from the caller's
+	// words and from tool results before they are sent to the model (and
+	// kept in the history sent on later turns).
+	Redact func(string) string
+	Log    zerolog.Logger
 	// HTTPClient carries the transport to use (proxy, TLS); its Timeout is
 	// ignored in favour of the per-stage deadlines.
 	HTTPClient *http.Client
@@ -427,7 +431,7 @@ func (c *conversation) Respond(ctx context.Context, in dialog.Input, say func(st
 	r := c.r
 	res := dialog.Result{Expect: dialog.ModeOpen}
 	ts := &turnState{conv: c, res: &res}
-	c.msgs = append(c.msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleUser, Content: userMessage(in)})
+	c.msgs = append(c.msgs, goopenai.ChatCompletionMessage{Role: goopenai.ChatMessageRoleUser, Content: r.redact(userMessage(in))})
 	c.trimHistory()
 	c.lastReply = len(c.msgs)
 
@@ -492,7 +496,7 @@ func (c *conversation) Respond(ctx context.Context, in dialog.Input, say func(st
 		}
 		for _, call := range out.calls {
 			c.msgs = append(c.msgs, goopenai.ChatCompletionMessage{
-				Role: goopenai.ChatMessageRoleTool, ToolCallID: call.ID, Content: c.runTool(tctx, call),
+				Role: goopenai.ChatMessageRoleTool, ToolCallID: call.ID, Content: r.redact(c.runTool(tctx, call)),
 			})
 		}
 		if ts.control && spoke {
@@ -668,6 +672,14 @@ func (c *conversation) round(ctx context.Context, system string, noTools bool, s
 		r.breaker.Failure()
 		return out, redact("openai: llm", err, r.cfg.APIKey)
 	}
+}
+
+// redact applies Deps.Redact to text bound for the model.
+func (r *Responder) redact(s string) string {
+	if r.deps.Redact == nil {
+		return s
+	}
+	return r.deps.Redact(s)
 }
 
 // request builds the chat request of one round.

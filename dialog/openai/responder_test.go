@@ -17,6 +17,7 @@ import (
 
 	parley "github.com/parley-ai/parley"
 	"github.com/parley-ai/parley/dialog"
+	pii "github.com/parley-ai/parley/redact"
 )
 
 func TestMain(m *testing.M) {
@@ -959,6 +960,34 @@ func TestInterruptedToolCallLeavesNoDanglingCall(t *testing.T) {
 		}
 		if m.Role == "assistant" && m.Content != "Let me check" {
 			t.Errorf("assistant = %q", m.Content)
+		}
+	}
+}
+
+// TestPromptsAreRedacted checks that a card number the caller says never
+// reaches the model, on this turn or in the history of the next.
+func TestPromptsAreRedacted(t *testing.T) {
+	ev := textEvents("I can't take card numbers on this line", ".")
+	p := newFakeProvider(t, step{events: ev})
+	r, _ := newTestResponder(t, p, LLMConfig{}, Deps{Redact: pii.New(pii.Policy{}).String})
+	conv := r.NewConversation(dialog.CallContext{})
+	rec := &sayRecorder{}
+	if _, err := conv.Respond(context.Background(), speech("my card number is 4111 1111 1111 1111"), rec.say); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conv.Respond(context.Background(), speech("thanks"), rec.say); err != nil {
+		t.Fatal(err)
+	}
+	reqs := p.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for i, rq := range reqs {
+		if strings.Contains(string(rq.body), "4111") && strings.Contains(string(rq.body), "1111 1111") {
+			t.Fatalf("request %d carries the card number: %s", i, rq.body)
+		}
+		if !strings.Contains(string(rq.body), "my card number is") {
+			t.Fatalf("request %d lost the caller's words: %s", i, rq.body)
 		}
 	}
 }
