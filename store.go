@@ -52,6 +52,9 @@ type Store interface {
 	// and events (a caller's erasure request), and returns how many calls
 	// went. An empty number is an error, never "everything".
 	ForgetNumber(ctx context.Context, number string) (int, error)
+	// ForgetBefore deletes every call that started before t, with its
+	// turns and events (transcript retention), and returns how many went.
+	ForgetBefore(ctx context.Context, t time.Time) (int, error)
 	// Close releases the store.
 	Close() error
 }

@@ -42,20 +42,23 @@ func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
 
 // Config is everything a parley server runs with.
 type Config struct {
-	Listen    string    `yaml:"listen"`
-	PublicURL string    `yaml:"public_url"`
-	DataDir   string    `yaml:"data_dir"`
-	LogLevel  string    `yaml:"log_level"`
-	Store     string    `yaml:"store"`
-	Twilio    Twilio    `yaml:"twilio"`
-	KB        KBConf    `yaml:"kb"`
-	Speech    Speech    `yaml:"speech"`
-	Dialog    Dialog    `yaml:"dialog"`
-	Queue     Queue     `yaml:"queue"`
-	Recording Recording `yaml:"recording"`
-	Survey    Survey    `yaml:"survey"`
-	WebRTC    WebRTC    `yaml:"webrtc"`
-	LLM       Remote    `yaml:"llm"`
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+	DataDir   string `yaml:"data_dir"`
+	LogLevel  string `yaml:"log_level"`
+	Store     string `yaml:"store"`
+	// TranscriptRetention deletes calls (transcripts, events) older than
+	// this, hourly; 0 keeps them.
+	TranscriptRetention time.Duration `yaml:"transcript_retention"`
+	Twilio              Twilio        `yaml:"twilio"`
+	KB                  KBConf        `yaml:"kb"`
+	Speech              Speech        `yaml:"speech"`
+	Dialog              Dialog        `yaml:"dialog"`
+	Queue               Queue         `yaml:"queue"`
+	Recording           Recording     `yaml:"recording"`
+	Survey              Survey        `yaml:"survey"`
+	WebRTC              WebRTC        `yaml:"webrtc"`
+	LLM                 Remote        `yaml:"llm"`
 	// Tools are webhook-backed tools the LLM may call besides the built-in
 	// ones (lookup_knowledge, get_caller_history, collect_digits,
 	// transfer_to_human, end_call).
@@ -377,6 +380,9 @@ func (c *Config) validate() error {
 		if r.r.Model == "" {
 			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}
 		}
+	}
+	if c.TranscriptRetention != 0 && c.TranscriptRetention < 24*time.Hour {
+		return &KeyError{"transcript_retention", c.TranscriptRetention.String(), "want 0 (keep) or at least 24h"}
 	}
 	if c.Survey.Enabled && strings.TrimSpace(c.Survey.Prompt) == "" {
 		return &KeyError{"survey.prompt", "", "the survey needs a question"}

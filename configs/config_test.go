@@ -165,3 +165,20 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestTranscriptRetention(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("transcript_retention: 2160h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, env(nil))
+	if err != nil || c.TranscriptRetention != 90*24*time.Hour {
+		t.Fatalf("retention %v (%v)", c.TranscriptRetention, err)
+	}
+	if err := os.WriteFile(path, []byte("transcript_retention: 1h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, env(nil)); err == nil || !strings.Contains(err.Error(), "transcript_retention") {
+		t.Fatalf("1h retention accepted: %v", err)
+	}
+}

@@ -293,6 +293,15 @@ func (a *Async) ForgetNumber(ctx context.Context, number string) (int, error) {
 	return a.s.ForgetNumber(ctx, number)
 }
 
+// ForgetBefore flushes the queued writes, then deletes the calls that
+// started before t in the wrapped store (transcript retention).
+func (a *Async) ForgetBefore(ctx context.Context, t time.Time) (int, error) {
+	if err := a.Flush(ctx); err != nil {
+		return 0, fmt.Errorf("store: forget before: %w", err)
+	}
+	return a.s.ForgetBefore(ctx, t)
+}
+
 // Stats returns the counters so far; safe to call at any time.
 func (a *Async) Stats() AsyncStats {
 	return AsyncStats{

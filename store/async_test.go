@@ -100,6 +100,13 @@ func (f *fakeStore) ListCalls(_ context.Context, q parley.CallQuery) ([]parley.C
 	return []parley.Call{{ID: "list:" + q.Text}}, nil
 }
 
+func (f *fakeStore) ForgetBefore(_ context.Context, t time.Time) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, "forget before "+t.Format(time.RFC3339))
+	return 1, nil
+}
+
 func (f *fakeStore) ForgetNumber(_ context.Context, number string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -571,6 +578,7 @@ func (nopStore) AppendEvent(context.Context, parley.Event) error                
 func (nopStore) GetCall(context.Context, string) (parley.Call, error)               { return parley.Call{}, nil }
 func (nopStore) Events(context.Context, string) ([]parley.Event, error)             { return nil, nil }
 func (nopStore) ListCalls(context.Context, parley.CallQuery) ([]parley.Call, error) { return nil, nil }
+func (nopStore) ForgetBefore(context.Context, time.Time) (int, error)               { return 0, nil }
 func (nopStore) ForgetNumber(context.Context, string) (int, error)                  { return 0, nil }
 func (nopStore) Close() error                                                       { return nil }
 

@@ -232,8 +232,8 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	api.Calls(s.store, a, s.log)(app)                   // GET /api/calls, GET /api/calls/:id (supervisors)
 	api.Recordings(recordingsDir(s.cfg), a, s.log)(app) // GET /api/calls/:id/recording.wav (supervisors)
 	api.FeedbackRoutes(s.store, a, s.log)(app)          // POST /api/calls/:id/feedback (supervisors: "misunderstood")
-	if s.cfg.Recording.Enabled {
-		go s.sweepRecordings(ctx)
+	if s.cfg.Recording.Enabled || s.cfg.TranscriptRetention > 0 {
+		go s.sweepRetention(ctx)
 	}
 	s.tw.Register(app)
 	s.wr.Register(app) // GET /call (the customer page), POST /api/webrtc/call
@@ -317,17 +317,27 @@ func recordingOptions(cfg *configs.Config) switchboard.RecordingOptions {
 	return switchboard.RecordingOptions{Dir: recordingsDir(cfg), Announcement: cfg.Recording.Announcement, URL: api.RecordingURL}
 }
 
-// sweepRecordings deletes recordings past their retention, at start-up and
-// every hour, until ctx ends.
-func (s *server) sweepRecordings(ctx context.Context) {
+// sweepRetention deletes recordings and transcripts past their retention,
+// at start-up and every hour, until ctx ends.
+func (s *server) sweepRetention(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := switchboard.SweepRecordings(ctx, recordingsDir(s.cfg), s.cfg.Recording.Retention, time.Now())
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn().Err(err).Msg("recordings: retention sweep failed")
-		} else if n > 0 {
-			s.log.Info().Int("deleted", n).Dur("retention", s.cfg.Recording.Retention).Msg("recordings: past retention, deleted")
+		if s.cfg.Recording.Enabled {
+			n, err := switchboard.SweepRecordings(ctx, recordingsDir(s.cfg), s.cfg.Recording.Retention, time.Now())
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("retention: recordings sweep failed")
+			} else if n > 0 {
+				s.log.Info().Int("deleted", n).Dur("retention", s.cfg.Recording.Retention).Msg("retention: recordings deleted")
+			}
+		}
+		if r := s.cfg.TranscriptRetention; r > 0 {
+			n, err := s.store.ForgetBefore(ctx, time.Now().Add(-r))
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("retention: transcripts sweep failed")
+			} else if n > 0 {
+				s.log.Info().Int("calls", n).Dur("retention", r).Msg("retention: old calls deleted")
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -161,6 +161,19 @@ func (s *Store) ForgetNumber(ctx context.Context, number string) (int, error) {
 	return int(tag.RowsAffected()), nil
 }
 
+// ForgetBefore deletes every call that started before t; turns and events
+// go with them through ON DELETE CASCADE.
+func (s *Store) ForgetBefore(ctx context.Context, t time.Time) (int, error) {
+	if t.IsZero() {
+		return 0, errors.New("postgres: forget before: no time given")
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM calls WHERE started_at < $1`, t)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: forget before: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // affected wraps err, and turns "no row changed" into ErrNotFound.
 func affected(tag pgconn.CommandTag, err error, what string) error {
 	if err != nil {

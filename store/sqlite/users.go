@@ -184,6 +184,23 @@ func (s *Store) ForgetNumber(ctx context.Context, number string) (int, error) {
 	return int(n), nil
 }
 
+// ForgetBefore deletes every call that started before t; turns, events and
+// their full-text entries go with them.
+func (s *Store) ForgetBefore(ctx context.Context, t time.Time) (int, error) {
+	if t.IsZero() {
+		return 0, errors.New("sqlite: forget before: no time given")
+	}
+	res, err := s.write.ExecContext(ctx, `DELETE FROM calls WHERE started_at < ?`, t.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: forget before: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: forget before: %w", err)
+	}
+	return int(n), nil
+}
+
 // affected turns "no row changed" into ErrNotFound.
 func affected(res sql.Result, what string) error {
 	n, err := res.RowsAffected()

@@ -44,6 +44,7 @@ func Contract(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"CanceledContext", contractCanceled},
 		{"WriteBatch", contractWriteBatch},
 		{"ForgetNumber", contractForgetNumber},
+		{"ForgetBefore", contractForgetBefore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

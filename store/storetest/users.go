@@ -356,3 +356,28 @@ func contractForgetNumber(t *testing.T, s parley.Store) {
 		t.Fatalf("GetCall(CA-stolen) = %d turns, %v; want 2", len(c.Turns), err)
 	}
 }
+
+func contractForgetBefore(t *testing.T, s parley.Store) {
+	ctx := context.Background()
+	listFixture(t, s)
+	if _, err := s.ForgetBefore(ctx, time.Time{}); err == nil {
+		t.Fatal("ForgetBefore(zero time) = nil, want an error")
+	}
+	// The fixture's calls start at 0, 1, 2 and 3 hours: the first two go.
+	n, err := s.ForgetBefore(ctx, at(90*time.Minute))
+	if err != nil || n != 2 {
+		t.Fatalf("ForgetBefore(1h30) = %d, %v; want 2", n, err)
+	}
+	for _, id := range []string{"CA-balance", "CA-stolen"} {
+		if _, err := s.GetCall(ctx, id); !errors.Is(err, parley.ErrNotFound) {
+			t.Errorf("GetCall(%s) after retention = %v, want ErrNotFound", id, err)
+		}
+	}
+	got, err := s.ListCalls(ctx, parley.CallQuery{})
+	if err != nil || !reflect.DeepEqual(callIDs(got), []string{"CA-wallet", "CA-declined"}) {
+		t.Fatalf("ListCalls after retention = %q, %v", callIDs(got), err)
+	}
+	if got, err := s.ListCalls(ctx, parley.CallQuery{Text: "balance"}); err != nil || len(got) != 0 {
+		t.Fatalf("search finds a forgotten transcript: %q, %v", callIDs(got), err)
+	}
+}
