@@ -137,5 +137,9 @@ type Call struct {
 	EndedAt   time.Time `json:"ended_at,omitempty"`
 	Outcome   Outcome   `json:"outcome,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
-	Turns     []Turn    `json:"turns,omitempty"`
+	// Node is the parley server that answered the call (several nodes
+	// share one PostgreSQL); a call left open by a node that stopped is
+	// ended by another (see Cluster).
+	Node  string `json:"node,omitempty"`
+	Turns []Turn `json:"turns,omitempty"`
 }

@@ -47,6 +47,9 @@ type Config struct {
 	DataDir   string `yaml:"data_dir"`
 	LogLevel  string `yaml:"log_level"`
 	Store     string `yaml:"store"`
+	// Node names this server among several sharing one store; default
+	// <hostname>/<listen address>.
+	Node string `yaml:"node"`
 	// TranscriptRetention deletes calls (transcripts, events) older than
 	// this, hourly; 0 keeps them.
 	TranscriptRetention time.Duration `yaml:"transcript_retention"`
@@ -166,6 +169,7 @@ var envVars = []struct {
 	set       func(c *Config, v string) error
 }{
 	{"PARLEY_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"PARLEY_NODE", "node", func(c *Config, v string) error { c.Node = v; return nil }},
 	{"PARLEY_SURVEY", "survey.enabled", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		c.Survey.Enabled = b
@@ -380,6 +384,16 @@ func (c *Config) validate() error {
 		if r.r.Model == "" {
 			return &KeyError{r.key + ".model", "", "a model name is required with " + r.key + ".base_url"}
 		}
+	}
+	if c.Node == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "parley"
+		}
+		c.Node = host + "/" + c.Listen
+	}
+	if len(c.Node) > 200 {
+		return &KeyError{"node", c.Node, "at most 200 characters"}
 	}
 	if c.TranscriptRetention != 0 && c.TranscriptRetention < 24*time.Hour {
 		return &KeyError{"transcript_retention", c.TranscriptRetention.String(), "want 0 (keep) or at least 24h"}

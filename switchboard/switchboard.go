@@ -47,6 +47,9 @@ type Options struct {
 	Survey SurveyOptions
 	// Recording records calls (both directions, after an announcement).
 	Recording RecordingOptions
+	// Node names this server in the store, so that another node can end
+	// its calls if it stops (several nodes on one PostgreSQL).
+	Node string
 	// NoHumanTranscripts turns off the live transcription of bridged
 	// caller-agent conversations (it costs a recognizer per speaking party).
 	NoHumanTranscripts bool
@@ -221,7 +224,7 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	sb.mu.Unlock()
 
 	sb.write(log, "create call", func(ctx context.Context) error {
-		return sb.opt.Store.CreateCall(ctx, parley.Call{ID: info.CallID, Channel: info.Channel, From: info.From, To: info.To, StartedAt: info.StartedAt})
+		return sb.opt.Store.CreateCall(ctx, parley.Call{ID: info.CallID, Channel: info.Channel, From: info.From, To: info.To, StartedAt: info.StartedAt, Node: sb.opt.Node})
 	})
 	sb.opt.Metrics.CallStarted(info.Channel, string(PhaseAI))
 	sb.publishCall(c, UpdateCall)

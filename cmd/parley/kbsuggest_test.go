@@ -65,3 +65,40 @@ func TestKBSuggestLearnsFromMisunderstoodTurns(t *testing.T) {
 		t.Fatal("an understood turn was proposed")
 	}
 }
+
+// The running server beats its heart in the store and ends the calls a
+// dead node left open, keeping their transcripts.
+func TestServerReapsCallsOfADeadNode(t *testing.T) {
+	ctx := context.Background()
+	cl, ok := testServer.srv.base.(parley.Cluster)
+	if !ok {
+		t.Fatalf("store %T is no cluster", testServer.srv.base)
+	}
+	if err := testServer.srv.base.CreateCall(ctx, parley.Call{ID: "CA-dead-node", Channel: parley.ChannelTwilio, From: "+1555", StartedAt: time.Now().Add(-2 * time.Minute), Node: "dead-node"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testServer.srv.base.AppendTurn(ctx, parley.Turn{CallID: "CA-dead-node", Seq: 1, Speaker: parley.SpeakerCaller, Text: "hello", Start: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Heartbeat(ctx, "dead-node", "10.9.9.9:8080", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * heartbeatEvery)
+	for {
+		c, err := testServer.srv.base.GetCall(ctx, "CA-dead-node")
+		if err == nil && c.Outcome == parley.OutcomeDropped {
+			if c.Reason != "node dead-node stopped" || len(c.Turns) != 1 {
+				t.Fatalf("reaped call %+v", c)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead node's call was not ended: %+v, %v", c, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	live, err := cl.Nodes(ctx, time.Now().Add(-nodeStaleAfter))
+	if err != nil || live[testServer.srv.cfg.Node] == "" || live["dead-node"] != "" {
+		t.Fatalf("live nodes %v (%v)", live, err)
+	}
+}

@@ -166,6 +166,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		},
 		Recording:          recordingOptions(cfg),
 		Survey:             surveyOptions(cfg),
+		Node:               cfg.Node,
 		Peer:               peer,
 		Intents:            intentInfo(eng.kb),
 		NoHumanTranscripts: !cfg.Queue.Transcribe,
@@ -232,6 +233,17 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 	api.Calls(s.store, a, s.log)(app)                   // GET /api/calls, GET /api/calls/:id (supervisors)
 	api.Recordings(recordingsDir(s.cfg), a, s.log)(app) // GET /api/calls/:id/recording.wav (supervisors)
 	api.FeedbackRoutes(s.store, a, s.log)(app)          // POST /api/calls/:id/feedback (supervisors: "misunderstood")
+	if cl, ok := s.base.(parley.Cluster); ok {
+		// Calls a previous run of this node left open end now, with their
+		// transcripts; then the node beats its heart and ends the calls of
+		// any node whose heart stopped.
+		if n, err := cl.EndNodeCalls(ctx, s.cfg.Node, time.Now(), "node restarted"); err != nil {
+			return fmt.Errorf("store: %w", err)
+		} else if n > 0 {
+			s.log.Warn().Int("calls", n).Msg("calls left open by this node's previous run ended as dropped")
+		}
+		go s.heartbeat(ctx, cl, ln.Addr().String())
+	}
 	if s.cfg.Recording.Enabled || s.cfg.TranscriptRetention > 0 {
 		go s.sweepRetention(ctx)
 	}
@@ -353,4 +365,34 @@ func surveyOptions(cfg *configs.Config) switchboard.SurveyOptions {
 		return switchboard.SurveyOptions{}
 	}
 	return switchboard.SurveyOptions{Prompt: cfg.Survey.Prompt, Thanks: cfg.Survey.Thanks}
+}
+
+// Node liveness: a node beats every heartbeatEvery; one silent for
+// nodeStaleAfter is taken for dead and its open calls are ended.
+const (
+	heartbeatEvery = 5 * time.Second
+	nodeStaleAfter = 30 * time.Second
+)
+
+// heartbeat keeps this node alive in the store and reaps dead nodes until ctx ends.
+func (s *server) heartbeat(ctx context.Context, cl parley.Cluster, addr string) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		if err := cl.Heartbeat(ctx, s.cfg.Node, addr, now); err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("cluster: heartbeat failed")
+		}
+		dead, n, err := cl.ReapNodes(ctx, now.Add(-nodeStaleAfter), now)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn().Err(err).Msg("cluster: reaping dead nodes failed")
+		} else if len(dead) > 0 {
+			s.log.Warn().Strs("nodes", dead).Int("calls", n).Msg("cluster: nodes stopped; their open calls ended as dropped")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -136,8 +136,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-const insertCallSQL = `INSERT INTO calls (id, channel, from_number, to_number, started_at, ended_at, outcome, reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+const insertCallSQL = `INSERT INTO calls (id, channel, from_number, to_number, started_at, ended_at, outcome, reason, node)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 const insertTurnSQL = `INSERT INTO turns (call_id, seq, speaker, text, intended, interrupted, dtmf,
 	start_at, end_at, end_of_speech, first_audio, signals)
@@ -159,7 +159,7 @@ func (s *Store) CreateCall(ctx context.Context, c parley.Call) error {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	_, err = tx.Exec(ctx, insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
-		ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason)
+		ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason, c.Node)
 	if err := callError(c.ID, err); err != nil {
 		return err
 	}
@@ -329,7 +329,7 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 				return fmt.Errorf("postgres: create call: %w", err)
 			}
 			b.Queue(insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
-				ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason)
+				ts(c.StartedAt), ts(c.EndedAt), string(c.Outcome), c.Reason, c.Node)
 			check = append(check, func(_ pgconn.CommandTag, err error) error { return callError(c.ID, err) })
 			if st, ok := repeatStmt(c); ok {
 				queueKPI("create call "+c.ID, st)
@@ -401,7 +401,7 @@ func (s *Store) WriteBatch(ctx context.Context, ws []store.Write) error {
 	return nil
 }
 
-const callColumns = `id, channel, from_number, to_number, started_at, ended_at, outcome, reason`
+const callColumns = `id, channel, from_number, to_number, started_at, ended_at, outcome, reason, node`
 
 // GetCall returns call id with its turns in seq order; both queries go in
 // one round trip.
@@ -566,7 +566,7 @@ func scanCall(r pgx.Row) (parley.Call, error) {
 		channel, outcome string
 		ended            *time.Time
 	)
-	if err := r.Scan(&c.ID, &channel, &c.From, &c.To, &c.StartedAt, &ended, &outcome, &c.Reason); err != nil {
+	if err := r.Scan(&c.ID, &channel, &c.From, &c.To, &c.StartedAt, &ended, &outcome, &c.Reason, &c.Node); err != nil {
 		return parley.Call{}, err
 	}
 	c.Channel, c.Outcome = parley.Channel(channel), parley.Outcome(outcome)

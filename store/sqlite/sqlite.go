@@ -200,8 +200,8 @@ func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
 	return applied, nil
 }
 
-const insertCallSQL = `INSERT INTO calls (id, channel, from_number, to_number, started_at, ended_at, outcome, reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+const insertCallSQL = `INSERT INTO calls (id, channel, from_number, to_number, started_at, ended_at, outcome, reason, node)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const insertTurnSQL = `INSERT INTO turns (call_id, seq, speaker, text, intended, interrupted, dtmf,
 	start_at, end_at, end_of_speech, first_audio, signals)
@@ -219,7 +219,7 @@ func (s *Store) createCall(ctx context.Context, tx *prepared, c parley.Call) err
 		return fmt.Errorf("sqlite: create call: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, insertCallSQL, c.ID, string(c.Channel), c.From, c.To,
-		millis(c.StartedAt), millis(c.EndedAt), string(c.Outcome), c.Reason); err != nil {
+		millis(c.StartedAt), millis(c.EndedAt), string(c.Outcome), c.Reason, c.Node); err != nil {
 		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 			return fmt.Errorf("sqlite: create call %s: %w", c.ID, store.ErrDuplicate)
 		}
@@ -389,7 +389,7 @@ func appendEvent(ctx context.Context, db sqlExecer, stmt *sql.Stmt, e parley.Eve
 	return fmt.Errorf("sqlite: append %s event to call %s: %w", e.Kind, e.CallID, err)
 }
 
-const callColumns = `id, channel, from_number, to_number, started_at, ended_at, outcome, reason`
+const callColumns = `id, channel, from_number, to_number, started_at, ended_at, outcome, reason, node`
 
 // GetCall returns call id with its turns in seq order, read from one snapshot.
 func (s *Store) GetCall(ctx context.Context, id string) (parley.Call, error) {
@@ -573,7 +573,7 @@ func scanCall(r rowScanner) (parley.Call, error) {
 		started          int64
 		ended            sql.NullInt64
 	)
-	if err := r.Scan(&c.ID, &channel, &c.From, &c.To, &started, &ended, &outcome, &c.Reason); err != nil {
+	if err := r.Scan(&c.ID, &channel, &c.From, &c.To, &started, &ended, &outcome, &c.Reason, &c.Node); err != nil {
 		return parley.Call{}, err
 	}
 	c.Channel, c.Outcome = parley.Channel(channel), parley.Outcome(outcome)

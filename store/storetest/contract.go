@@ -45,6 +45,7 @@ func Contract(t *testing.T, open func(t *testing.T) parley.Store) {
 		{"WriteBatch", contractWriteBatch},
 		{"ForgetNumber", contractForgetNumber},
 		{"ForgetBefore", contractForgetBefore},
+		{"Cluster", contractCluster},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

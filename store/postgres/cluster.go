@@ -1,0 +1,97 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parley-ai/parley"
+)
+
+var _ parley.Cluster = (*Store)(nil)
+
+// Heartbeat records that node is alive at.
+func (s *Store) Heartbeat(ctx context.Context, node, addr string, at time.Time) error {
+	if node == "" {
+		return errors.New("postgres: heartbeat: empty node")
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO nodes (id, addr, heartbeat_at) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET addr = EXCLUDED.addr, heartbeat_at = EXCLUDED.heartbeat_at`, node, addr, at)
+	if err != nil {
+		return fmt.Errorf("postgres: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// EndNodeCalls ends node's open calls as dropped.
+func (s *Store) EndNodeCalls(ctx context.Context, node string, endedAt time.Time, reason string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3
+WHERE node = $4 AND ended_at IS NULL`, ts(endedAt), string(parley.OutcomeDropped), reason, node)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: end node calls: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// ReapNodes ends the calls of nodes silent since staleBefore and forgets
+// them. Several nodes may reap at once: the rows of a dead node are locked
+// with SKIP LOCKED, so each dead node is reaped by exactly one of them.
+func (s *Store) ReapNodes(ctx context.Context, staleBefore, now time.Time) ([]string, int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	rows, err := tx.Query(ctx, `SELECT id FROM nodes WHERE heartbeat_at < $1 FOR UPDATE SKIP LOCKED`, staleBefore)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+	}
+	var dead []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+		}
+		dead = append(dead, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+	}
+	calls := 0
+	for _, id := range dead {
+		tag, err := tx.Exec(ctx, `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3 WHERE node = $4 AND ended_at IS NULL`,
+			ts(now), string(parley.OutcomeDropped), "node "+id+" stopped", id)
+		if err != nil {
+			return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+		}
+		calls += int(tag.RowsAffected())
+		if _, err := tx.Exec(ctx, `DELETE FROM nodes WHERE id = $1`, id); err != nil {
+			return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
+	}
+	return dead, calls, nil
+}
+
+// Nodes lists the nodes alive since.
+func (s *Store) Nodes(ctx context.Context, since time.Time) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, addr FROM nodes WHERE heartbeat_at >= $1`, since)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: nodes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, addr string
+		if err := rows.Scan(&id, &addr); err != nil {
+			return nil, fmt.Errorf("postgres: nodes: %w", err)
+		}
+		out[id] = addr
+	}
+	return out, rows.Err()
+}
