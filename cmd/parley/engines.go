@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,7 +67,7 @@ func newEngines(cfg *configs.Config, log zerolog.Logger) (*engines, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	stt, err := sphinx.New(sphinx.Config{DataDir: dir, Sentences: k.Sentences(), MaxDecoders: cfg.Speech.MaxDecoders})
+	stt, err := sphinx.New(sphinx.Config{DataDir: dir, Sentences: k.Sentences(), MaxDecoders: cfg.Speech.MaxDecoders, Preload: cfg.Speech.MaxDecoders})
 	if err != nil {
 		return nil, fmt.Errorf("speech recognizer: %w", err)
 	}
@@ -76,7 +77,22 @@ func newEngines(cfg *configs.Config, log zerolog.Logger) (*engines, error) {
 		return nil, fmt.Errorf("speech synthesizer: %w", err)
 	}
 	log.Info().Dur("took", time.Since(t0)).Str("voice", cfg.Speech.Voice).Msg("speech engines ready")
-	return &engines{kb: k, stt: stt, tts: tts, close: func() { stt.Close() }}, nil
+	// Every caller hears the greeting and the closing phrases: have them in
+	// the synthesizer's cache before the first call (answers are cached as
+	// callers ask for them).
+	warmCtx, stopWarm := context.WithCancel(context.Background())
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		_ = tts.Warm(warmCtx, warmTexts(k.KB())...)
+	}()
+	return &engines{kb: k, stt: stt, tts: tts, close: func() { stopWarm(); <-warmed; stt.Close() }}, nil
+}
+
+// warmTexts are the fixed phrases most calls hear.
+func warmTexts(b *kb.KB) []string {
+	c := b.Company
+	return append([]string{c.Greeting, c.AnythingElse, c.Goodbye}, c.Fallback...)
 }
 
 // intentInfo gives the switchboard an intent's title and routing skill
