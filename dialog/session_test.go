@@ -859,3 +859,34 @@ func TestKeyToneInTheAudioIsNotSpeech(t *testing.T) {
 		t.Errorf("the key tone barged in: %+v", s)
 	}
 }
+
+// A key pressed while the greeting is still being synthesized (a slow,
+// uncancellable synthesis) still reaches the conversation, and a hand-off
+// it causes ends the session even though the caller keeps talking.
+func TestKeyDuringSlowGreetingThenHandOffWhileTalking(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Thanks for calling.", "How can I help you today?"},
+		replies:  []reply{{say: []string{"Connecting you."}, result: Result{WantsHuman: true, Confidence: 1}}},
+	}
+	leg := newFakeLeg(pause(200), key('0'), pause(100), speak(6000))
+	h := newHarness(t, Config{InterDigitTimeout: 300 * time.Millisecond}, leg, &fakeTranscriber{}, conv)
+	h.syn.onCall = func(text string) {
+		if text == "How can I help you today?" {
+			time.Sleep(800 * time.Millisecond) // synthesis that does not look at its context
+		}
+	}
+	h.sess.hooks.OnResult = func(r Result, s parley.Signals) Action {
+		if r.WantsHuman {
+			return ActionHandOff
+		}
+		return ActionContinue
+	}
+	start := time.Now()
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonHandOff {
+		t.Fatalf("outcome %+v, %v after %v", out, err, time.Since(start))
+	}
+	if got := speakers(h.sess.Turns()); !strings.Contains(got, "caller:") {
+		t.Fatalf("the keypad turn was lost: %q", got)
+	}
+}
