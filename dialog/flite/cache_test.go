@@ -153,3 +153,63 @@ func TestWarm(t *testing.T) {
 		t.Fatalf("a 200 KB cache took all %d texts: %+v", len(many), st)
 	}
 }
+
+// Calls asking for the same sentence at once share one synthesis: each gets
+// the whole audio, flite runs once, and a leader that stops listening does
+// not cut the others short.
+func TestSameSentenceAtOnceIsSynthesizedOnce(t *testing.T) {
+	s, err := New(Config{Voice: "kal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "Your replacement card will arrive within five working days, and you can use the virtual card in the app until then."
+	ref, err := New(Config{Voice: "kal", CacheBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := flatten(collect(t, ref, text))
+
+	const n = 6
+	got := make([][]int16, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	done := make(chan int, n)
+	for i := range n {
+		go func() {
+			<-start
+			var pcm []int16
+			errs[i] = s.Synthesize(context.Background(), text, func(c []int16) error {
+				if i == 0 && len(pcm) > 0 {
+					return errors.New("caller 0 barged in")
+				}
+				pcm = append(pcm, c...)
+				return nil
+			})
+			got[i] = pcm
+			done <- i
+		}()
+	}
+	close(start)
+	for range n {
+		<-done
+	}
+	whole := 0
+	for i := 1; i < n; i++ {
+		if errs[i] != nil {
+			t.Fatalf("caller %d: %v", i, errs[i])
+		}
+		if slices.Equal(got[i], want) {
+			whole++
+		}
+	}
+	if whole != n-1 {
+		t.Fatalf("%d of %d listeners got the whole sentence", whole, n-1)
+	}
+	if errs[0] == nil {
+		t.Fatal("the caller who stopped listening got no error")
+	}
+	// The text is spoken in pieces; each piece was synthesized once.
+	if runs, pieces := s.runs.Load(), uint64(s.CacheStats().Utterances); runs != pieces || pieces == 0 {
+		t.Fatalf("flite ran %d times for %d pieces and %d callers", runs, pieces, n)
+	}
+}

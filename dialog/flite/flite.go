@@ -41,6 +41,7 @@ import (
 	"runtime/cgo"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/parley-ai/parley/dialog"
@@ -155,7 +156,9 @@ type Synthesizer struct {
 	chunk    int
 	norm     Normalizer
 	slots    chan struct{}
-	cache    *audioCache // nil: off
+	cache    *audioCache   // nil: off
+	flights  flights       // sentences being synthesized, shared with calls asking at once (with the cache)
+	runs     atomic.Uint64 // utterances flite synthesized
 }
 
 // New loads the configured voice (registering it with flite the first time)
@@ -268,26 +271,75 @@ func (s *Synthesizer) speak(ctx context.Context, text string, emit func([]int16)
 		return replay(ctx, pcm, emit)
 	}
 	if s.cache != nil {
-		// Keep a copy of what flite makes; an utterance too long for the
-		// cache, or cut short, is not kept.
-		var rec []int16
-		keep := true
-		inner := emit
-		emit = func(pcm []int16) error {
-			if keep && s.cache.fits(text, len(rec)+len(pcm)) {
-				rec = append(rec, pcm...)
-			} else {
-				keep, rec = false, nil
+		f, lead := s.flights.join(text)
+		if !lead {
+			shared, err := f.follow(ctx, emit)
+			if shared {
+				return err
 			}
-			return inner(pcm)
+			// The leader failed before any audio: synthesize it here.
+			return s.synthKeep(ctx, text, emit, nil)
 		}
-		err := s.synth(ctx, text, emit)
-		if err == nil && keep {
-			s.cache.put(text, rec)
-		}
+		err := s.synthKeep(ctx, text, emit, f)
 		return err
 	}
 	return s.synth(ctx, text, emit)
+}
+
+// synthKeep synthesizes text, keeping a copy for the cache (an utterance
+// too long for the cache, or cut short, is not kept) and, when f is set,
+// sharing its audio with the calls that asked for it at the same time.
+func (s *Synthesizer) synthKeep(ctx context.Context, text string, emit func([]int16) error, f *flight) error {
+	var rec []int16
+	keep := true
+	var emitErr error
+	// A shared synthesis goes on for the calls following it when this
+	// one's context ends (its caller barged in or hung up).
+	sctx := ctx
+	if f != nil {
+		c, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(ctx, func() {
+			if !f.followed() {
+				cancel()
+			}
+		})
+		defer stop()
+		sctx = c
+	}
+	err := s.synth(sctx, text, func(pcm []int16) error {
+		if f != nil {
+			f.add(pcm)
+		}
+		if keep && s.cache.fits(text, len(rec)+len(pcm)) {
+			rec = append(rec, pcm...)
+		} else {
+			keep, rec = false, nil
+		}
+		if emitErr != nil {
+			return nil // our caller stopped listening; the others still are
+		}
+		if err := emit(pcm); err != nil {
+			if f == nil || !f.followed() {
+				return err
+			}
+			emitErr = err
+		}
+		return nil
+	})
+	if err == nil && keep {
+		s.cache.put(text, rec) // before the flight ends: a late caller finds it cached
+	}
+	if f != nil {
+		s.flights.finish(text, f, err == nil)
+	}
+	if err == nil && emitErr != nil {
+		return fmt.Errorf("flite: emit: %w", emitErr)
+	}
+	if err == nil && ctx.Err() != nil {
+		return fmt.Errorf("flite: synthesize: %w", ctx.Err())
+	}
+	return err
 }
 
 // synth has flite synthesize one sanitized utterance while holding a
@@ -303,6 +355,7 @@ func (s *Synthesizer) synth(ctx context.Context, text string, emit func([]int16)
 		return fmt.Errorf("flite: synthesize: %w", err)
 	}
 
+	s.runs.Add(1)
 	st := &stream{ctx: ctx, emit: emit}
 	h := cgo.NewHandle(st)
 	defer h.Delete()
