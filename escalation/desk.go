@@ -155,6 +155,9 @@ func NewDesk(opt DeskOptions) *Desk {
 	return &Desk{opt: opt, agents: map[string]*Agent{}, timers: map[string]*time.Timer{}, leaving: map[string]bool{}}
 }
 
+// OfferTimeout is how long an agent has to answer an offer.
+func (d *Desk) OfferTimeout() time.Duration { return d.opt.OfferTimeout }
+
 // SignIn registers an agent (their console opened). A new agent starts
 // away; an agent already signed in keeps their state and call.
 func (d *Desk) SignIn(id, name string, skills []string) Agent {

@@ -99,7 +99,7 @@ func (sb *Switchboard) offerOf(c *call, w escalation.Waiting) Offer {
 		b = c.transfer.brief
 	}
 	b.Transcript = c.briefTranscriptLocked()
-	return Offer{Brief: b, OfferedAt: w.OfferedAt, ExpiresAt: w.OfferedAt.Add(sb.deskOpt.OfferTimeout)}
+	return Offer{Brief: b, OfferedAt: w.OfferedAt, ExpiresAt: w.OfferedAt.Add(sb.desk.OfferTimeout())}
 }
 
 // briefTranscriptLocked is the transcript so far, with the caller's last

@@ -109,11 +109,10 @@ type CallSummary struct {
 
 // Switchboard runs calls. It is safe for concurrent use.
 type Switchboard struct {
-	eng     dialog.Engines
-	opt     Options
-	deskOpt escalation.DeskOptions
-	desk    *escalation.Desk
-	hub     hub
+	eng  dialog.Engines
+	opt  Options
+	desk *escalation.Desk
+	hub  hub
 
 	mu         sync.Mutex
 	calls      map[string]*call
@@ -147,10 +146,6 @@ func New(eng dialog.Engines, opt Options) *Switchboard {
 	dopt := opt.Desk
 	dopt.OnEvent = sb.onDesk
 	sb.desk = escalation.NewDesk(dopt)
-	if dopt.OfferTimeout <= 0 {
-		dopt.OfferTimeout = 20 * time.Second
-	}
-	sb.deskOpt = dopt
 	return sb
 }
 
@@ -297,12 +292,7 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	<-c.legDone
 	if st, ok := c.stopConference(); ok {
 		sb.mu.Lock()
-		sb.mixes.Mixes += st.Mixes
-		sb.mixes.JumpMixes += st.JumpMixes
-		sb.mixes.Restarts += st.Restarts
-		sb.mixes.Dropped += st.Dropped
-		sb.mixes.Frames += st.Frames
-		sb.mixes.WriteErrors += st.WriteErrors
+		addMixerStats(&sb.mixes, st)
 		sb.mu.Unlock()
 	}
 	if rec != nil {
@@ -327,11 +317,8 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	c.mu.Unlock()
 	sb.mu.Lock()
 	delete(sb.calls, info.CallID)
-	for agent, id := range sb.agentCalls {
-		if id == info.CallID {
-			sb.lastCalls[id] = final
-			_ = agent
-		}
+	if sb.wrappingUp(info.CallID) {
+		sb.lastCalls[info.CallID] = final
 	}
 	for id := range sb.lastCalls {
 		if !sb.wrappingUp(id) {
@@ -360,15 +347,18 @@ func (sb *Switchboard) MixerStats() media.MixerStats {
 		if cf == nil {
 			continue
 		}
-		st := cf.mix.Stats()
-		total.Mixes += st.Mixes
-		total.JumpMixes += st.JumpMixes
-		total.Restarts += st.Restarts
-		total.Dropped += st.Dropped
-		total.Frames += st.Frames
-		total.WriteErrors += st.WriteErrors
+		addMixerStats(&total, cf.mix.Stats())
 	}
 	return total
+}
+
+func addMixerStats(to *media.MixerStats, st media.MixerStats) {
+	to.Mixes += st.Mixes
+	to.JumpMixes += st.JumpMixes
+	to.Restarts += st.Restarts
+	to.Dropped += st.Dropped
+	to.Frames += st.Frames
+	to.WriteErrors += st.WriteErrors
 }
 
 // wrappingUp reports whether some agent still wraps up callID; sb.mu must be held.

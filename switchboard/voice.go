@@ -158,6 +158,7 @@ func beep(rate int) []int16 {
 // are dropped (and the words with them) rather than delaying the call.
 type liveASR struct {
 	frames chan []int16
+	free   chan []int16 // frame buffers the recognizer is done with
 	done   chan struct{}
 	mu     sync.Mutex // guards closed against push
 	closed bool
@@ -166,14 +167,21 @@ type liveASR struct {
 // startASR starts transcribing speaker's audio at rate; onTurn receives
 // each utterance.
 func startASR(ctx context.Context, tr dialog.Transcriber, rate int, speaker parley.Speaker, onTurn func(parley.Turn)) *liveASR {
-	a := &liveASR{frames: make(chan []int16, 100), done: make(chan struct{})}
+	a := &liveASR{frames: make(chan []int16, 100), free: make(chan []int16, 128), done: make(chan struct{})}
 	go a.run(ctx, tr, rate, speaker, onTurn)
 	return a
 }
 
-// push hands over one frame (copied); after close it does nothing.
+// push hands over one frame (copied into a recycled buffer, so the media
+// path does not allocate once the recognizer runs); after close it does
+// nothing.
 func (a *liveASR) push(pcm []int16) {
-	f := append([]int16(nil), pcm...)
+	var f []int16
+	select {
+	case f = <-a.free:
+	default:
+	}
+	f = append(f[:0], pcm...)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -255,6 +263,10 @@ func (a *liveASR) run(ctx context.Context, tr dialog.Transcriber, rate int, spea
 		}
 		pre = append(pre, f)
 		if len(pre) > preFrames {
+			select { // the oldest pre-roll frame is done with: recycle it
+			case a.free <- pre[0]:
+			default:
+			}
 			pre = pre[1:]
 		}
 	}

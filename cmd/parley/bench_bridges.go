@@ -14,7 +14,6 @@ import (
 	"runtime/pprof"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/parley-ai/parley"
@@ -162,7 +161,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		defer f.Close()
 	}
-	cpu0, t0, mix0 := processCPU(), time.Now(), sb.MixerStats()
+	cpu0, t0, mix0 := cpuSeconds(os.Getpid()), time.Now(), sb.MixerStats()
 	select {
 	case <-time.After(*dur):
 	case <-ctx.Done():
@@ -171,7 +170,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	res.CPUCores = (processCPU() - cpu0) / res.MeasuredS
+	res.CPUCores = (cpuSeconds(os.Getpid()) - cpu0) / res.MeasuredS
 	res.RSSMB = rssMB(os.Getpid())
 	for _, c := range calls {
 		f, l := c.counts()
@@ -449,14 +448,4 @@ func (c *benchCaller) hangup() {
 		_ = call.Hangup()
 		_ = call.Wait(context.Background())
 	}
-}
-
-// processCPU is the CPU time this process has used, in seconds.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
-	return tv(ru.Utime) + tv(ru.Stime)
 }
