@@ -24,3 +24,24 @@ type Cluster interface {
 	// after since.
 	Nodes(ctx context.Context, since time.Time) (map[string]string, error)
 }
+
+// Bus connects the nodes of a cluster: what one node publishes reaches
+// every other node, and a node can ask another one (the node that holds a
+// call's audio) to do something and wait for its answer. store/postgres
+// implements it over LISTEN/NOTIFY. Bodies are opaque (JSON by convention)
+// and may be of any size.
+type Bus interface {
+	// Node is this node's id.
+	Node() string
+	// Publish sends body on topic to every other node.
+	Publish(ctx context.Context, topic string, body []byte) error
+	// Subscribe calls fn, in order, for every body another node publishes
+	// on topic; fn must not block.
+	Subscribe(topic string, fn func(from string, body []byte))
+	// Request asks node to run method on body and returns its reply; it
+	// fails when the node does not answer before ctx ends.
+	Request(ctx context.Context, node, method string, body []byte) ([]byte, error)
+	// Handle serves method for the other nodes' Requests; each request
+	// runs on its own goroutine.
+	Handle(method string, fn func(ctx context.Context, from string, body []byte) ([]byte, error))
+}

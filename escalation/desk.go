@@ -44,7 +44,10 @@ func (a Agent) HasSkill(skill string) bool { return slices.Contains(a.Skills, sk
 
 // Request asks the desk for a human for one call.
 type Request struct {
-	CallID   string   `json:"call_id"`
+	CallID string `json:"call_id"`
+	// Node is the server that holds the call's audio (several nodes share
+	// one desk): an agent on any node takes it by connecting there.
+	Node     string   `json:"node,omitempty"`
 	From     string   `json:"from"`
 	Skill    string   `json:"skill,omitempty"` // "" = any agent
 	Priority bool     `json:"priority"`        // ahead of calls without priority
@@ -111,6 +114,30 @@ var (
 	ErrNotQueued    = errors.New("escalation: call is not queued")
 	ErrBadState     = errors.New("escalation: state cannot be set by hand")
 )
+
+// Router is the desk as the switchboard drives it. *Desk keeps it in
+// memory for one server; store/postgres keeps it in the database, shared
+// by the nodes of a cluster. Both route with PickAgent and order the queue
+// with QueueLess, so they offer the same call to the same agent.
+type Router interface {
+	SignIn(id, name string, skills []string) Agent
+	SignOut(id string)
+	SetState(id string, st AgentState) error
+	Enqueue(r Request) error
+	Cancel(callID string) bool
+	Accept(agentID, callID string) (Waiting, error)
+	Decline(agentID, callID string) error
+	Requeue(r Request, exclude ...string) error
+	Finish(agentID string, handle time.Duration)
+	Agent(id string) (Agent, bool)
+	Offered(agentID string) (Waiting, bool)
+	Position(callID string) (pos int, wait time.Duration, ok bool)
+	Staffed() bool
+	Snapshot() ([]Agent, []Waiting)
+	OfferTimeout() time.Duration
+}
+
+var _ Router = (*Desk)(nil)
 
 // Desk is the queue of calls waiting for a human and the agents who take
 // them: it routes each call to the longest-idle available agent with the
@@ -347,9 +374,7 @@ func (d *Desk) Finish(agentID string, handle time.Duration) {
 		return
 	}
 	if handle > 0 {
-		d.handleN++
-		n := min(d.handleN, 50) // a moving mean over the last ~50 calls
-		d.handleMu += (handle - d.handleMu) / time.Duration(n)
+		d.handleMu, d.handleN = MeanHandle(d.handleMu, d.handleN, handle)
 	}
 	a.State, a.Since = AgentWrapUp, d.opt.Now()
 	if d.leaving[agentID] {
@@ -433,7 +458,7 @@ func (d *Desk) Snapshot() ([]Agent, []Waiting) {
 func (d *Desk) estimateLocked(pos int) time.Duration {
 	staff := 0
 	for _, a := range d.agents {
-		if a.State != AgentAway && a.State != AgentOffline {
+		if OnDuty(*a) {
 			staff++
 		}
 	}
@@ -441,10 +466,26 @@ func (d *Desk) estimateLocked(pos int) time.Duration {
 	if d.handleN > 0 {
 		handle = d.handleMu
 	}
+	return EstimateWait(pos, staff, handle)
+}
+
+// EstimateWait is the expected wait at queue position pos (1 = next): the
+// calls ahead shared among staff agents on duty, each taking handle.
+func EstimateWait(pos, staff int, handle time.Duration) time.Duration {
 	if staff == 0 {
 		return time.Duration(pos) * handle
 	}
 	return time.Duration((pos+staff-1)/staff) * handle
+}
+
+// OnDuty reports whether an agent counts as staff: signed in and not away.
+func OnDuty(a Agent) bool { return a.State != AgentAway && a.State != AgentOffline }
+
+// MeanHandle updates a moving mean of handle times over the last ~50 calls
+// with one more call; n is the number of calls seen before it.
+func MeanHandle(mean time.Duration, n int, handle time.Duration) (time.Duration, int) {
+	n++
+	return mean + (handle-mean)/time.Duration(min(n, 50)), n
 }
 
 func (d *Desk) findLocked(callID string) *entry {
@@ -472,13 +513,7 @@ func (d *Desk) removeLocked(callID string) {
 
 // sortLocked orders the queue (priority, then arrival) and numbers it.
 func (d *Desk) sortLocked() {
-	sort.SliceStable(d.queue, func(i, j int) bool {
-		a, b := d.queue[i], d.queue[j]
-		if a.Priority != b.Priority {
-			return a.Priority
-		}
-		return a.QueuedAt.Before(b.QueuedAt)
-	})
+	sort.SliceStable(d.queue, func(i, j int) bool { return QueueLess(d.queue[i].Waiting, d.queue[j].Waiting) })
 	for i, e := range d.queue {
 		e.Position = i + 1
 	}
@@ -547,29 +582,51 @@ func (d *Desk) dispatchLocked() {
 	}
 }
 
-// pickLocked chooses the agent for a waiting call: available, not one who
-// declined it, with the skill when one who has it is signed in (until
-// SkillWait passes), idle longest.
+// pickLocked chooses the agent for a waiting call (see PickAgent).
 func (d *Desk) pickLocked(e *entry, now time.Time) *Agent {
+	agents := make([]Agent, 0, len(d.agents))
+	for _, a := range d.agents {
+		agents = append(agents, *a)
+	}
+	if i := PickAgent(e.Waiting, e.skillDeadline, agents, now, nil); i >= 0 {
+		return d.agents[agents[i].ID]
+	}
+	return nil
+}
+
+// QueueLess orders the queue: calls with priority first, then by arrival.
+func QueueLess(a, b Waiting) bool {
+	if a.Priority != b.Priority {
+		return a.Priority
+	}
+	return a.QueuedAt.Before(b.QueuedAt)
+}
+
+// PickAgent chooses the agent for a waiting call among agents and returns
+// its index, or -1: available (and free, when free is given: a shared desk
+// passes the agents it could lock), not one who declined the call, with
+// the call's skill while an agent on duty has it and skillDeadline has not
+// passed, idle longest (ties by id).
+func PickAgent(w Waiting, skillDeadline time.Time, agents []Agent, now time.Time, free func(id string) bool) int {
 	needSkill := false
-	if e.Skill != "" && now.Before(e.skillDeadline) {
-		for _, a := range d.agents {
-			if a.HasSkill(e.Skill) && a.State != AgentAway && a.State != AgentOffline && !slices.Contains(e.Declined, a.ID) {
+	if w.Skill != "" && now.Before(skillDeadline) {
+		for _, a := range agents {
+			if a.HasSkill(w.Skill) && OnDuty(a) && !slices.Contains(w.Declined, a.ID) {
 				needSkill = true
 				break
 			}
 		}
 	}
-	var best *Agent
-	for _, a := range d.agents {
-		if a.State != AgentAvailable || slices.Contains(e.Declined, a.ID) {
+	best := -1
+	for i, a := range agents {
+		if a.State != AgentAvailable || slices.Contains(w.Declined, a.ID) || (free != nil && !free(a.ID)) {
 			continue
 		}
-		if needSkill && !a.HasSkill(e.Skill) {
+		if needSkill && !a.HasSkill(w.Skill) {
 			continue
 		}
-		if best == nil || a.IdleSince.Before(best.IdleSince) || (a.IdleSince.Equal(best.IdleSince) && a.ID < best.ID) {
-			best = a
+		if best < 0 || a.IdleSince.Before(agents[best].IdleSince) || (a.IdleSince.Equal(agents[best].IdleSince) && a.ID < agents[best].ID) {
+			best = i
 		}
 	}
 	return best

@@ -2,11 +2,15 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/parley-ai/parley"
+	"github.com/parley-ai/parley/escalation"
 )
 
 var _ parley.Cluster = (*Store)(nil)
@@ -68,6 +72,9 @@ func (s *Store) ReapNodes(ctx context.Context, staleBefore, now time.Time) ([]st
 			return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
 		}
 		calls += int(tag.RowsAffected())
+		if err := reapDesk(ctx, tx, id, now); err != nil {
+			return nil, 0, fmt.Errorf("postgres: reap nodes: desk: %w", err)
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM nodes WHERE id = $1`, id); err != nil {
 			return nil, 0, fmt.Errorf("postgres: reap nodes: %w", err)
 		}
@@ -94,4 +101,58 @@ func (s *Store) Nodes(ctx context.Context, since time.Time) (map[string]string, 
 		out[id] = addr
 	}
 	return out, rows.Err()
+}
+
+// reapDesk takes a dead node off the shared desk: its queued calls are gone
+// (agents offered one are available again); its agents who were not on a
+// call leave the desk, those on a call elsewhere leave when it ends unless
+// they sign in again on another node; agents on one of its calls move to
+// wrap-up. The change is announced to every node's desk.
+func reapDesk(ctx context.Context, tx pgx.Tx, node string, now time.Time) error {
+	var changed []escalation.Agent
+	rows, err := tx.Query(ctx, `UPDATE desk_agents SET state = 'available', call_id = '', since = $2, idle_since = $2
+WHERE state = 'offered' AND call_id IN (SELECT call_id FROM desk_queue WHERE node = $1) RETURNING `+agentCols, node, now)
+	if err != nil {
+		return err
+	}
+	got, err := pgx.CollectRows(rows, rowToAgent)
+	if err != nil {
+		return err
+	}
+	changed = append(changed, got...)
+	if _, err := tx.Exec(ctx, `DELETE FROM desk_queue WHERE node = $1`, node); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, `UPDATE desk_agents SET state = 'wrapup', since = $2
+WHERE state = 'busy' AND call_id IN (SELECT id FROM calls WHERE node = $1) RETURNING `+agentCols, node, now)
+	if err != nil {
+		return err
+	}
+	if got, err = pgx.CollectRows(rows, rowToAgent); err != nil {
+		return err
+	}
+	changed = append(changed, got...)
+	if _, err := tx.Exec(ctx, `UPDATE desk_agents SET leaving = true WHERE node = $1 AND state = 'busy'`, node); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, `DELETE FROM desk_agents WHERE node = $1 AND state <> 'busy' RETURNING `+agentCols, node)
+	if err != nil {
+		return err
+	}
+	if got, err = pgx.CollectRows(rows, rowToAgent); err != nil {
+		return err
+	}
+	for i := range got {
+		got[i].State, got[i].CallID = escalation.AgentOffline, ""
+	}
+	changed = append(changed, got...)
+	evs := []escalation.DeskEvent{{Kind: escalation.DeskQueue}}
+	for _, a := range changed {
+		evs = append(evs, agentEvent(a))
+	}
+	body, err := json.Marshal(evs)
+	if err != nil {
+		return err
+	}
+	return notify(ctx, tx, envelope{Kind: kindPub, From: "reaper", Name: deskTopic, Body: body})
 }
