@@ -3,7 +3,6 @@ package switchboard
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -16,32 +15,13 @@ import (
 // The operations behind the agent and supervisor consoles.
 
 // Desk returns the queue and agents of this switchboard.
-func (sb *Switchboard) Desk() *escalation.Desk { return sb.desk }
+func (sb *Switchboard) Desk() escalation.Router { return sb.desk }
 
 // Agent returns an agent's state on the desk.
 func (sb *Switchboard) Agent(id string) (escalation.Agent, bool) { return sb.desk.Agent(id) }
 
-// Live returns every live call with its transcript, the queue and the agents.
-func (sb *Switchboard) Live() Snapshot {
-	sb.mu.Lock()
-	calls := make([]*call, 0, len(sb.calls))
-	for _, c := range sb.calls {
-		calls = append(calls, c)
-	}
-	sb.mu.Unlock()
-	snap := Snapshot{Calls: make([]LiveCall, 0, len(calls))}
-	for _, c := range calls {
-		c.mu.Lock()
-		snap.Calls = append(snap.Calls, c.liveLocked(true))
-		c.mu.Unlock()
-	}
-	sort.Slice(snap.Calls, func(i, j int) bool { return snap.Calls[i].StartedAt.Before(snap.Calls[j].StartedAt) })
-	snap.Agents, snap.Queue = sb.desk.Snapshot()
-	return snap
-}
-
-// LiveCall returns one live call with its transcript.
-func (sb *Switchboard) LiveCall(id string) (LiveCall, bool) {
+// liveCallLocal returns one live call with its transcript.
+func (sb *Switchboard) liveCallLocal(id string) (LiveCall, bool) {
 	c := sb.lookup(id)
 	if c == nil {
 		return LiveCall{}, false
@@ -66,8 +46,8 @@ func (sb *Switchboard) AgentOnline(u parley.User) escalation.Agent {
 // AgentOffline takes an agent off the desk (their console went away).
 func (sb *Switchboard) AgentOffline(agentID string) { sb.desk.SignOut(agentID) }
 
-// SetAgentState sets an agent available or away (ending wrap-up).
-func (sb *Switchboard) SetAgentState(agentID string, st escalation.AgentState) error {
+// setAgentStateLocal sets an agent available or away (ending wrap-up).
+func (sb *Switchboard) setAgentStateLocal(agentID string, st escalation.AgentState) error {
 	a, ok := sb.desk.Agent(agentID)
 	if ok && a.State == escalation.AgentWrapUp && st == escalation.AgentAvailable {
 		sb.mu.Lock()
@@ -77,9 +57,9 @@ func (sb *Switchboard) SetAgentState(agentID string, st escalation.AgentState) e
 	return sb.desk.SetState(agentID, st)
 }
 
-// PendingOffer returns the call offered to the agent with its brief, the
+// pendingOfferLocal returns the call offered to the agent with its brief, the
 // transcript as it stands now.
-func (sb *Switchboard) PendingOffer(agentID string) (Offer, bool) {
+func (sb *Switchboard) pendingOfferLocal(agentID string) (Offer, bool) {
 	w, ok := sb.desk.Offered(agentID)
 	if !ok {
 		return Offer{}, false
@@ -113,8 +93,8 @@ func (c *call) briefTranscriptLocked() []parley.Turn {
 	return ts
 }
 
-// AgentCall returns the call the agent is on or wrapping up.
-func (sb *Switchboard) AgentCall(agentID string) (LiveCall, bool) {
+// agentCallLocal returns the call the agent is on or wrapping up.
+func (sb *Switchboard) agentCallLocal(agentID string) (LiveCall, bool) {
 	a, ok := sb.desk.Agent(agentID)
 	if !ok {
 		return LiveCall{}, false
@@ -133,16 +113,16 @@ func (sb *Switchboard) AgentCall(agentID string) (LiveCall, bool) {
 	if id == "" {
 		return LiveCall{}, false
 	}
-	if lc, ok := sb.LiveCall(id); ok {
+	if lc, ok := sb.liveCallLocal(id); ok {
 		return lc, true
 	}
 	return last, hasLast
 }
 
-// Accept takes the call offered to the agent: offerSDP is the agent
+// acceptLocal takes the call offered to the agent: offerSDP is the agent
 // browser's WebRTC offer, the answer is returned. The caller is bridged as
 // soon as the audio connects and the AI has finished speaking.
-func (sb *Switchboard) Accept(ctx context.Context, agentID, callID, offerSDP string) (string, error) {
+func (sb *Switchboard) acceptLocal(ctx context.Context, agentID, callID, offerSDP string) (string, error) {
 	c := sb.lookup(callID)
 	if c == nil {
 		return "", ErrNoSuchCall
@@ -203,8 +183,8 @@ func (sb *Switchboard) agentCall(agentID, callID string) (*call, error) {
 	return c, nil
 }
 
-// AgentHangup ends the call the agent is on.
-func (sb *Switchboard) AgentHangup(agentID, callID string) error {
+// hangupLocal ends the call the agent is on.
+func (sb *Switchboard) hangupLocal(agentID, callID string) error {
 	c, err := sb.agentCall(agentID, callID)
 	if err != nil {
 		return err
@@ -216,8 +196,8 @@ func (sb *Switchboard) AgentHangup(agentID, callID string) error {
 	return nil
 }
 
-// AgentMute stops (or resumes) the agent's voice reaching the caller.
-func (sb *Switchboard) AgentMute(agentID, callID string, muted bool) error {
+// muteLocal stops (or resumes) the agent's voice reaching the caller.
+func (sb *Switchboard) muteLocal(agentID, callID string, muted bool) error {
 	c, err := sb.agentCall(agentID, callID)
 	if err != nil {
 		return err
@@ -231,9 +211,9 @@ func (sb *Switchboard) AgentMute(agentID, callID string, muted bool) error {
 	return nil
 }
 
-// AgentHold puts the caller on hold (hold music, neither side hears the
+// holdLocal puts the caller on hold (hold music, neither side hears the
 // other) or takes them off it.
-func (sb *Switchboard) AgentHold(agentID, callID string, hold bool) error {
+func (sb *Switchboard) holdLocal(agentID, callID string, hold bool) error {
 	c, err := sb.agentCall(agentID, callID)
 	if err != nil {
 		return err
@@ -269,9 +249,9 @@ func (sb *Switchboard) AgentHold(agentID, callID string, hold bool) error {
 	return nil
 }
 
-// WrapUp stores the agent's disposition and notes for their last call and
+// wrapUpLocal stores the agent's disposition and notes for their last call and
 // makes them available again.
-func (sb *Switchboard) WrapUp(ctx context.Context, agentID, callID string, w WrapUp) error {
+func (sb *Switchboard) wrapUpLocal(ctx context.Context, agentID, callID string, w WrapUp) error {
 	sb.mu.Lock()
 	mine := sb.agentCalls[agentID] == callID
 	sb.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 // owns the call's media at the moment: the AI session, the queue, the
 // voicemail recorder or the human bridge.
 type call struct {
+	node    string // the server holding the call
 	info    parley.LegInfo
 	leg     parley.Leg // the caller's connection
 	tap     *tapLeg    // leg as the AI and the queue write to it
@@ -89,7 +90,7 @@ type listener struct {
 
 // summary returns the call's row for the live list; c.mu must be held.
 func (c *call) summaryLocked() CallSummary {
-	return CallSummary{ID: c.info.CallID, Channel: c.info.Channel, From: c.info.From, To: c.info.To, StartedAt: c.info.StartedAt, Phase: c.phase, Turns: c.turns}
+	return CallSummary{ID: c.info.CallID, Node: c.node, Channel: c.info.Channel, From: c.info.From, To: c.info.To, StartedAt: c.info.StartedAt, Phase: c.phase, Turns: c.turns}
 }
 
 // liveLocked returns the console view of the call; c.mu must be held.

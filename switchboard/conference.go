@@ -129,12 +129,12 @@ func pump(peer *mwebrtc.Peer, party *media.Party, also func([]int16)) {
 	}
 }
 
-// Join connects a supervisor to a live call over WebRTC: offerSDP is the
+// joinLocal connects a supervisor to a live call over WebRTC: offerSDP is the
 // browser's offer, the answer is returned. The supervisor hears the whole
 // call (the AI phase included) and, by mode, speaks to nobody (listen),
 // to the agent only (whisper) or to everyone (barge). Whisper and barge
 // need an agent on the call.
-func (sb *Switchboard) Join(ctx context.Context, u parley.User, callID string, mode JoinMode, offerSDP string) (string, error) {
+func (sb *Switchboard) joinLocal(ctx context.Context, u parley.User, callID string, mode JoinMode, offerSDP string) (string, error) {
 	if !mode.Valid() {
 		return "", ErrBadMode
 	}
@@ -189,8 +189,8 @@ func (sb *Switchboard) Join(ctx context.Context, u parley.User, callID string, m
 	return answer, nil
 }
 
-// SetJoinMode switches a joined supervisor between listen, whisper and barge.
-func (sb *Switchboard) SetJoinMode(userID, callID string, mode JoinMode) error {
+// joinModeLocal switches a joined supervisor between listen, whisper and barge.
+func (sb *Switchboard) joinModeLocal(userID, callID string, mode JoinMode) error {
 	if !mode.Valid() {
 		return ErrBadMode
 	}
@@ -217,8 +217,8 @@ func (sb *Switchboard) SetJoinMode(userID, callID string, mode JoinMode) error {
 	return nil
 }
 
-// Leave disconnects a supervisor from a call.
-func (sb *Switchboard) Leave(userID, callID string) error {
+// leaveLocal disconnects a supervisor from a call.
+func (sb *Switchboard) leaveLocal(userID, callID string) error {
 	c := sb.lookup(callID)
 	if c == nil {
 		return ErrNoSuchCall

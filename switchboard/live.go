@@ -60,7 +60,10 @@ type TransferTimes struct {
 // Brief is what an agent reads before the audio connects: why the call
 // was transferred, who is calling and what was said.
 type Brief struct {
-	CallID    string              `json:"call_id"`
+	CallID string `json:"call_id"`
+	// Node is the server holding the call's audio (several nodes): the
+	// agent's browser connects its WebRTC there.
+	Node      string              `json:"node,omitempty"`
 	Channel   parley.Channel      `json:"channel"`
 	From      string              `json:"from"`
 	To        string              `json:"to"`
@@ -153,12 +156,33 @@ type hub struct {
 	mu      sync.Mutex
 	subs    map[chan Update]struct{}
 	dropped uint64
+	// forward, when set, also sends updates about this node's calls to
+	// the other nodes of a cluster.
+	forward func(Update)
+}
+
+// callScoped reports whether an update is about one call, made by the
+// node that holds it (the others are made by every node from desk events).
+func (u Update) callScoped() bool {
+	switch u.Kind {
+	case UpdateQueue, UpdateAgent, UpdateWithdrawn:
+		return false
+	}
+	return true
 }
 
 func (h *hub) publish(u Update) {
 	if u.At.IsZero() {
 		u.At = time.Now()
 	}
+	if h.forward != nil && u.callScoped() {
+		h.forward(u)
+	}
+	h.deliver(u)
+}
+
+// deliver hands u to this node's subscribers.
+func (h *hub) deliver(u Update) {
 	h.mu.Lock()
 	for ch := range h.subs {
 		select {

@@ -36,6 +36,17 @@ type Options struct {
 	Metrics Observer
 	// Desk tunes the queue and routing of calls to agents.
 	Desk escalation.DeskOptions
+	// Router, when set, makes the desk from Desk (with the switchboard's
+	// event handler set): store/postgres's desk shared by the nodes of a
+	// cluster. Unset, the desk is escalation.NewDesk, in memory.
+	Router func(escalation.DeskOptions) escalation.Router
+	// Bus, when set, connects this node to the others of a cluster: live
+	// updates of its calls reach the other nodes' consoles, and console
+	// operations on a call held by another node are sent to that node.
+	Bus parley.Bus
+	// Nodes lists the live nodes of the cluster (with Bus), whose calls
+	// the supervisors' live view gathers.
+	Nodes func(ctx context.Context) ([]string, error)
 	// Queue tunes the wait for a human, voicemail and callbacks.
 	Queue QueueOptions
 	// Prompts are what callers hear on the way to a human.
@@ -105,14 +116,16 @@ type CallSummary struct {
 	StartedAt time.Time      `json:"started_at"`
 	Phase     Phase          `json:"phase"`
 	Turns     int            `json:"turns"`
+	Node      string         `json:"node,omitempty"` // the server holding the call (several nodes)
 }
 
 // Switchboard runs calls. It is safe for concurrent use.
 type Switchboard struct {
 	eng  dialog.Engines
 	opt  Options
-	desk *escalation.Desk
+	desk escalation.Router
 	hub  hub
+	fwd  *forwarder // live updates to the other nodes (with a Bus)
 
 	mu         sync.Mutex
 	calls      map[string]*call
@@ -145,7 +158,14 @@ func New(eng dialog.Engines, opt Options) *Switchboard {
 	sb := &Switchboard{eng: eng, opt: opt, calls: map[string]*call{}, agentCalls: map[string]string{}, lastCalls: map[string]LiveCall{}, wrapped: map[string]string{}}
 	dopt := opt.Desk
 	dopt.OnEvent = sb.onDesk
-	sb.desk = escalation.NewDesk(dopt)
+	if opt.Router != nil {
+		sb.desk = opt.Router(dopt)
+	} else {
+		sb.desk = escalation.NewDesk(dopt)
+	}
+	if opt.Bus != nil {
+		sb.joinCluster()
+	}
 	return sb
 }
 
@@ -162,6 +182,7 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 	ctx, cancelCall := context.WithCancel(ctx)
 	defer cancelCall()
 	c := &call{
+		node:     sb.opt.Node,
 		cancel:   cancelCall,
 		info:     info,
 		leg:      leg,
@@ -433,7 +454,7 @@ func (sb *Switchboard) onResult(c *call, r dialog.Result, s parley.Signals, log 
 // puts the call in the queue.
 func (sb *Switchboard) enqueue(c *call, d escalation.Decision, r dialog.Result, log zerolog.Logger) {
 	b := Brief{
-		CallID: c.info.CallID, Channel: c.info.Channel, From: c.info.From, To: c.info.To,
+		CallID: c.info.CallID, Node: sb.opt.Node, Channel: c.info.Channel, From: c.info.From, To: c.info.To,
 		StartedAt: c.info.StartedAt, Reasons: d.Reasons, Priority: d.Priority,
 		Intent: r.Intent, Slots: redactSlots(sb, r.Slots), History: []parley.Call{},
 	}
@@ -458,7 +479,7 @@ func (sb *Switchboard) enqueue(c *call, d escalation.Decision, r dialog.Result, 
 	b.Summary = sb.summary(c, r, d)
 	b.Skill = sb.skillFor(r)
 	t.brief = b
-	t.request = escalation.Request{CallID: c.info.CallID, From: c.info.From, Skill: b.Skill, Priority: d.Priority, Reasons: d.Reasons}
+	t.request = escalation.Request{CallID: c.info.CallID, Node: sb.opt.Node, From: c.info.From, Skill: b.Skill, Priority: d.Priority, Reasons: d.Reasons}
 	t.times.QueuedAt = time.Now()
 	req := t.request
 	ended := c.ended

@@ -95,6 +95,9 @@ type server struct {
 	tw      *twilio.Server
 	wr      *twebrtc.Server
 	health  *web.Health
+	// With PostgreSQL, the nodes share the desk and talk over the bus.
+	bus  *postgres.Bus
+	desk *postgres.Desk
 }
 
 func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*server, error) {
@@ -150,7 +153,15 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		PortMax:      cfg.WebRTC.PortMax,
 		Log:          log,
 	}
+	router, nodes, err := s.joinCluster(ctx)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	s.sb = switchboard.New(engs, switchboard.Options{
+		Router:  router,
+		Bus:     s.clusterBus(),
+		Nodes:   nodes,
 		Session: sess,
 		Policy:  escalation.DefaultPolicy(),
 		Store:   s.store,
@@ -190,6 +201,44 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		return nil, fmt.Errorf("webrtc: %w", err)
 	}
 	return s, nil
+}
+
+// joinCluster, on PostgreSQL, connects this node to the others: the bus
+// (LISTEN/NOTIFY) and the shared desk. On SQLite it returns nothing: one
+// node, its desk in memory.
+func (s *server) joinCluster(ctx context.Context) (func(escalation.DeskOptions) escalation.Router, func(context.Context) ([]string, error), error) {
+	pg, ok := s.base.(*postgres.Store)
+	if !ok {
+		return nil, nil, nil
+	}
+	bus, err := pg.Bus(ctx, s.cfg.Node)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: %w", err)
+	}
+	s.bus = bus
+	router := func(opt escalation.DeskOptions) escalation.Router {
+		s.desk = pg.NewDesk(bus, opt, func(what string, err error) {
+			s.log.Error().Err(err).Msg("cluster: " + what)
+		})
+		return s.desk
+	}
+	nodes := func(ctx context.Context) ([]string, error) {
+		live, err := pg.Nodes(ctx, time.Now().Add(-nodeStaleAfter))
+		ids := make([]string, 0, len(live))
+		for id := range live {
+			ids = append(ids, id)
+		}
+		return ids, err
+	}
+	return router, nodes, nil
+}
+
+// clusterBus is the bus as the switchboard takes it (nil on one node).
+func (s *server) clusterBus() parley.Bus {
+	if s.bus == nil {
+		return nil
+	}
+	return s.bus
 }
 
 // openStore opens PostgreSQL when configured, else SQLite in the data dir.
@@ -305,6 +354,15 @@ func (s *server) serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *server) close() {
+	if s.sb != nil {
+		s.sb.Close()
+	}
+	if s.desk != nil {
+		s.desk.Close()
+	}
+	if s.bus != nil {
+		s.bus.Close()
+	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("store: close")

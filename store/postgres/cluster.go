@@ -28,14 +28,23 @@ ON CONFLICT (id) DO UPDATE SET addr = EXCLUDED.addr, heartbeat_at = EXCLUDED.hea
 	return nil
 }
 
-// EndNodeCalls ends node's open calls as dropped.
+// EndNodeCalls ends node's open calls as dropped, and takes what its
+// previous run left on the shared desk off it.
 func (s *Store) EndNodeCalls(ctx context.Context, node string, endedAt time.Time, reason string) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := reapDesk(ctx, tx, node, endedAt); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE calls SET ended_at = $1, outcome = $2, reason = $3
 WHERE node = $4 AND ended_at IS NULL`, ts(endedAt), string(parley.OutcomeDropped), reason, node)
+		n = int(tag.RowsAffected())
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: end node calls: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 // ReapNodes ends the calls of nodes silent since staleBefore and forgets
