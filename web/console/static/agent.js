@@ -65,6 +65,9 @@
       ['Called', b.to || ''],
       ['Call started', P.clock(b.started_at)],
     ];
+    // Several nodes: the call's audio is on this server; the browser's
+    // WebRTC connects there when the agent accepts.
+    if (b.node) facts.push(['Server', b.node]);
     fill($('brief-facts'), facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     const intent = [['Intent', b.intent || 'not recognized']];
     if (b.skill) intent.push(['Skill', b.skill]);
