@@ -177,6 +177,18 @@ func TestReapTakesADeadNodeOffTheDesk(t *testing.T) {
 	}
 	live.SignIn("rp-live", "Live", nil)
 	dead.SignIn("rp-dead", "Dead", nil)
+	// An agent whose console is on the dead node is on a call held by the
+	// live node: they stay on it and keep it when their console reconnects.
+	dead.SignIn("rp-moving", "Moving", nil)
+	if err := dead.SetState("rp-moving", escalation.AgentAvailable); err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Enqueue(escalation.Request{CallID: "rp-other", Node: "node-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := live.Accept("rp-moving", "rp-other"); err != nil {
+		t.Fatal(err)
+	}
 	if err := dead.Enqueue(escalation.Request{CallID: "rp-c"}); err != nil {
 		t.Fatal(err)
 	}
@@ -202,12 +214,21 @@ func TestReapTakesADeadNodeOffTheDesk(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		agents, q := live.Snapshot()
-		if len(q) == 0 && len(agents) == 1 && agents[0].ID == "rp-live" && agents[0].State == escalation.AgentAvailable {
+		if len(q) == 0 && len(agents) == 2 && agents[0].ID == "rp-live" && agents[0].State == escalation.AgentAvailable &&
+			agents[1].ID == "rp-moving" && agents[1].State == escalation.AgentBusy {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("desk after the reap: %+v %+v", agents, q)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The moving agent's console reconnects to the live node: same call.
+	if a := live.SignIn("rp-moving", "Moving", nil); a.State != escalation.AgentBusy || a.CallID != "rp-other" {
+		t.Fatalf("after moving: %+v", a)
+	}
+	live.Finish("rp-moving", time.Minute)
+	if a, ok := live.Agent("rp-moving"); !ok || a.State != escalation.AgentWrapUp {
+		t.Fatalf("after the call, the moved agent: %+v %v (want wrap-up, still on the desk)", a, ok)
 	}
 }
