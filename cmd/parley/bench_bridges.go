@@ -26,6 +26,7 @@ import (
 
 // bridgeResult is what `parley bench bridges` prints.
 type bridgeResult struct {
+	Mode           string  `json:"mode"`            // "in-process" or "remote" (the server in its own process)
 	Bridges        int     `json:"bridges"`         // caller-agent bridges asked for
 	Bridged        int     `json:"bridged"`         // that connected
 	Transcribed    bool    `json:"transcribed"`     // both sides recognized live
@@ -42,16 +43,39 @@ type bridgeResult struct {
 	MixStarved     uint64  `json:"mix_starved"`     // times a party's input ran dry past concealment
 	TimeToHumanP50 float64 `json:"time_to_human_p50_ms"`
 	TimeToHumanP95 float64 `json:"time_to_human_p95_ms"`
-	CPUCores       float64 `json:"cpu_cores"` // CPU used while measuring (server and load in one process)
-	RSSMB          float64 `json:"rss_mb"`
+	CPUCores       float64 `json:"cpu_cores,omitempty"`        // in-process: CPU used while measuring (server and load in one process)
+	RSSMB          float64 `json:"rss_mb,omitempty"`           // in-process: server and load
+	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"` // remote: the server process's CPU while measuring
+	ServerRSSMB    float64 `json:"server_rss_mb,omitempty"`    // remote: the server's resident memory at the end
+	LoadCPUCores   float64 `json:"load_cpu_cores,omitempty"`   // remote: this process's (callers and agents)
+	LoadRSSMB      float64 `json:"load_rss_mb,omitempty"`
+}
+
+// finish computes the percentages and the time-to-human percentiles.
+func (r *bridgeResult) finish(tth []float64) {
+	if r.MixCycles > 0 {
+		r.MixLatePct = 100 * float64(r.MixLate) / float64(r.MixCycles)
+	}
+	if r.CallerFrames > 0 {
+		r.CallerLatePct = 100 * float64(r.CallerLate) / float64(r.CallerFrames)
+	}
+	if r.AgentFrames > 0 {
+		r.AgentLatePct = 100 * float64(r.AgentLate) / float64(r.AgentFrames)
+	}
+	sort.Float64s(tth)
+	if len(tth) > 0 {
+		r.TimeToHumanP50, r.TimeToHumanP95 = percentile(tth, 0.50), percentile(tth, 0.95)
+	}
 }
 
 // runBenchBridges measures bridged calls: n simulated phone callers (the
 // Twilio Media Streams simulator) ask for a person, n agents (WebRTC
 // peers, as the agent console makes them) accept, and both sides talk for
 // the measured time while parley mixes every bridge on its 20 ms clock.
-// Server and load share this process (and its CPU); everything crosses
-// real sockets on 127.0.0.1.
+// By default server and load share this process (and its CPU); everything
+// crosses real sockets on 127.0.0.1. With --spawn or --target the server
+// runs in a process of its own and the agents use the console's HTTP API
+// (bench_bridges_remote.go).
 func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench bridges", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -59,12 +83,38 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	dur := fs.Duration("duration", 20*time.Second, "how long all bridges talk together")
 	transcribe := fs.Bool("transcribe", false, "transcribe both sides of every bridge live (a recognizer per speaking party)")
 	logLevel := fs.String("log", "error", "server log level")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period (server and load together) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file (in-process: server and load together; --spawn: the server's)")
+	spawn := fs.Bool("spawn", false, "start `parley serve` in a process of its own on 127.0.0.1 and load it from this one")
+	target := fs.String("target", "", "load a running server at this URL (agents log in over the console API; see --agent-prefix)")
+	twToken := fs.String("token", os.Getenv("PARLEY_TWILIO_AUTH_TOKEN"), "--target: the Twilio auth token the server checks")
+	prefix := fs.String("agent-prefix", "bench-agent-", "--target/--spawn: agent accounts are named PREFIX0000, PREFIX0001, ...")
+	password := fs.String("agent-password", os.Getenv("PARLEY_BENCH_AGENT_PASSWORD"), "--target: the agents' password (default $PARLEY_BENCH_AGENT_PASSWORD)")
+	create := fs.Bool("create-agents", false, "--target: first create the missing agent accounts in the store the server's config names (--config, PARLEY_*)")
+	cfgPath := fs.String("config", "", "--target with --create-agents: the server's YAML configuration")
+	serverPID := fs.Int("server-pid", 0, "--target: read the server's CPU and memory from /proc/PID (default: its /metrics process figures)")
+	niceness := fs.Int("nice", 0, "--target/--spawn: lower this process's priority (the load) by this much, so the server keeps its clock")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 2000 || *dur <= 0 || *dur > time.Hour {
 		return errors.New("bench bridges: --bridges 1-2000 and --duration up to 1h")
+	}
+	if *spawn || *target != "" {
+		switch {
+		case *spawn && *target != "":
+			return errors.New("bench bridges: --spawn starts its own server; give --target only for a running one")
+		case *target != "" && *password == "":
+			return errors.New("bench bridges: --target needs the agents' password (--agent-password or $PARLEY_BENCH_AGENT_PASSWORD)")
+		case *target != "" && *cpuProfile != "":
+			return errors.New("bench bridges: --cpuprofile profiles the server --spawn starts; profile a --target server yourself")
+		case *niceness < 0 || *niceness > 19:
+			return errors.New("bench bridges: --nice 0-19")
+		}
+		return runBenchBridgesRemote(ctx, remoteBridgeOptions{
+			target: *target, spawn: *spawn, n: *n, dur: *dur, transcribe: *transcribe, token: *twToken,
+			prefix: *prefix, password: *password, create: *create, configPath: *cfgPath,
+			serverPID: *serverPID, nice: *niceness, cpuProfile: *cpuProfile, logLevel: *logLevel,
+		}, stdout, stderr)
 	}
 	dir, err := os.MkdirTemp("", "parley-bench-bridges-")
 	if err != nil {
@@ -133,7 +183,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	for b.connected() < *n && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
 	}
-	res := &bridgeResult{Bridges: *n, Bridged: b.connected(), Transcribed: *transcribe}
+	res := &bridgeResult{Mode: "in-process", Bridges: *n, Bridged: b.connected(), Transcribed: *transcribe}
 	if res.Bridged < *n {
 		for _, lc := range sb.Live().Calls {
 			if lc.Phase != switchboard.PhaseAgent {
@@ -180,19 +230,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	res.AgentFrames, res.AgentLate = b.agentCounts()
 	mix1 := sb.MixerStats()
 	res.MixCycles, res.MixLate, res.MixStarved = mix1.Mixes-mix0.Mixes, mix1.JumpMixes-mix0.JumpMixes, mix1.Restarts-mix0.Restarts
-	if res.MixCycles > 0 {
-		res.MixLatePct = 100 * float64(res.MixLate) / float64(res.MixCycles)
-	}
-	if res.CallerFrames > 0 {
-		res.CallerLatePct = 100 * float64(res.CallerLate) / float64(res.CallerFrames)
-	}
-	if res.AgentFrames > 0 {
-		res.AgentLatePct = 100 * float64(res.AgentLate) / float64(res.AgentFrames)
-	}
-	tth := b.timesToHuman()
-	if len(tth) > 0 {
-		res.TimeToHumanP50, res.TimeToHumanP95 = percentile(tth, 0.50), percentile(tth, 0.95)
-	}
+	res.finish(b.timesToHuman())
 	for _, c := range calls {
 		c.hangup()
 	}

@@ -182,6 +182,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		Intents:            intentInfo(eng.kb),
 		NoHumanTranscripts: !cfg.Queue.Transcribe,
 	})
+	registerMixerMetrics(reg, s.sb) // parley_mixer_* (bench_metrics.go)
 	s.health = web.NewHealth(s.sb.Active)
 	s.tw, err = twilio.NewServer(twilio.Config{
 		PublicURL:  cfg.PublicURL,
