@@ -161,6 +161,8 @@ type Queue struct {
 	SkillWait     time.Duration `yaml:"skill_wait"`     // waiting for a skilled agent before any
 	VoicemailMax  time.Duration `yaml:"voicemail_max"`  // longest message
 	Transcribe    bool          `yaml:"transcribe"`     // transcribe caller and agent once bridged
+	// WhisperSummary: the agent hears a spoken summary of the brief before the caller is put through.
+	WhisperSummary bool `yaml:"whisper_summary"`
 }
 
 // envVars maps each environment variable to the key it overrides.

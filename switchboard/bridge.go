@@ -106,6 +106,14 @@ func (sb *Switchboard) bridge(ctx context.Context, c *call, j *agentJoin, kp *ke
 		sb.finishAgent(c, agentID, 0)
 		return parley.OutcomeFailed, "cancelled", false
 	}
+	if sb.opt.Queue.WhisperSummary {
+		hold := newVoice(c, sb.eng.Synthesizer)
+		music := holdMusic(c.leg.SampleRate())
+		hold.queue(music)
+		hold.queue(music)
+		sb.whisperToAgent(ctx, c, j, log)
+		hold.stop()
+	}
 	bridged := time.Now()
 
 	c.mu.Lock()

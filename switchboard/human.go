@@ -83,6 +83,10 @@ type QueueOptions struct {
 	// Dir is where voicemail recordings are written (a "voicemail"
 	// directory is made in it); empty means the system's temp directory.
 	Dir string
+	// WhisperSummary has an agent hear a short spoken summary of the
+	// brief once their audio connects, before the caller (on hold music
+	// meanwhile) is put through.
+	WhisperSummary bool
 }
 
 func (q QueueOptions) withDefaults() QueueOptions {

@@ -251,11 +251,16 @@ type rig struct {
 
 func newRig(t *testing.T, q QueueOptions, desk escalation.DeskOptions) *rig {
 	t.Helper()
+	return newRigSynth(t, q, desk, toneSynth{})
+}
+
+func newRigSynth(t *testing.T, q QueueOptions, desk escalation.DeskOptions, synth dialog.Synthesizer) *rig {
+	t.Helper()
 	st := newMemStore()
 	if q.Dir == "" {
 		q.Dir = t.TempDir()
 	}
-	sb := New(dialog.Engines{Transcriber: nopTranscriber{}, Responder: keypadResponder{}, Synthesizer: toneSynth{}},
+	sb := New(dialog.Engines{Transcriber: nopTranscriber{}, Responder: keypadResponder{}, Synthesizer: synth},
 		Options{Store: st, Log: zerolog.Nop(), Redact: redact.New(redact.Policy{}), Queue: q, Desk: desk, Peer: peerConfig(),
 			Session: dialog.Config{InterDigitTimeout: 200 * time.Millisecond}})
 	upd, stop := sb.Subscribe(4096)
@@ -864,4 +869,68 @@ func TestSurveyAfterTheAISaysGoodbye(t *testing.T) {
 	if got := st.outcome("CAsurvey"); got != parley.OutcomeResolved {
 		t.Fatalf("outcome %q", got)
 	}
+}
+
+// whisperSynth speaks the whisper summary as a 1750 Hz tone and everything
+// else as silence, so the test can tell who hears it.
+type whisperSynth struct{ texts chan string }
+
+func (whisperSynth) SampleRate() int { return 8000 }
+func (w whisperSynth) Synthesize(_ context.Context, text string, emit func([]int16) error) error {
+	if strings.HasPrefix(text, "Call from") {
+		select {
+		case w.texts <- text:
+		default:
+		}
+		return emit(tone(1500*time.Millisecond, 1750, 9000))
+	}
+	return emit(make([]int16, 1600))
+}
+
+func TestWhisperSummaryIsHeardByTheAgentOnly(t *testing.T) {
+	ws := whisperSynth{texts: make(chan string, 1)}
+	r := newRigSynth(t, QueueOptions{WhisperSummary: true}, escalation.DeskOptions{}, ws)
+	r.sb.AgentOnline(agentUser("w1"))
+	if err := r.sb.SetAgentState("w1", escalation.AgentAvailable); err != nil {
+		t.Fatal(err)
+	}
+	leg := newScriptLeg("CAw")
+	done := r.call(leg)
+	<-leg.greeted
+	leg.press("0")
+	r.next("offer", func(u Update) bool { return u.Kind == UpdateOffer && u.AgentID == "w1" })
+	from := leg.heardLen()
+	agent := r.accept("w1", "CAw")
+	var text string
+	select {
+	case text = <-ws.texts:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no whisper summary synthesized")
+	}
+	if !strings.Contains(text, "5 5 5 0 0 0 1 1 1 1") || !strings.Contains(text, "asked for a person") {
+		t.Fatalf("whisper text %q", text)
+	}
+	waitFor(t, "the whisper at the agent", func() bool {
+		h := agent.heardFrom(0)
+		for i := 0; i+4000 <= len(h); i += 800 {
+			if rms(h[i:i+4000]) > 2000 && toneShare(h[i:i+4000], 1750) > 0.5 {
+				return true
+			}
+		}
+		return false
+	})
+	r.waitPhase("CAw", PhaseAgent)
+	// Never at the caller, who heard hold music meanwhile.
+	h := leg.heardFrom(from)
+	for i := 0; i+2000 <= len(h); i += 400 {
+		if toneShare(h[i:i+2000], 1750) > 0.3 && rms(h[i:i+2000]) > 500 {
+			t.Fatalf("the caller heard the whisper at %v", time.Duration(i)*time.Second/8000)
+		}
+	}
+	if len(r.st.eventsOf("whisper")) != 1 {
+		t.Fatal("whisper not recorded")
+	}
+	agent.close()
+	leg.hangUp()
+	waitDone(t, done)
 }
