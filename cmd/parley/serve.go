@@ -184,6 +184,12 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		NoHumanTranscripts: !cfg.Queue.Transcribe,
 	})
 	registerMixerMetrics(reg, s.sb) // parley_mixer_* (bench_metrics.go)
+	if s.bus != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "cluster", Name: "updates_dropped_total",
+			Help: "Live updates about this node's calls that could not be sent to the other nodes (the database lagged or failed).",
+		}, func() float64 { return float64(s.sb.ForwardDropped()) }))
+	}
 	s.health = web.NewHealth(s.sb.Active)
 	s.tw, err = twilio.NewServer(twilio.Config{
 		PublicURL:  cfg.PublicURL,
