@@ -161,6 +161,8 @@ type Queue struct {
 	SkillWait     time.Duration `yaml:"skill_wait"`     // waiting for a skilled agent before any
 	VoicemailMax  time.Duration `yaml:"voicemail_max"`  // longest message
 	Transcribe    bool          `yaml:"transcribe"`     // transcribe caller and agent once bridged
+	// Assist: the AI keeps answering questions while the caller waits for a person.
+	Assist bool `yaml:"assist"`
 	// WhisperSummary: the agent hears a spoken summary of the brief before the caller is put through.
 	WhisperSummary bool `yaml:"whisper_summary"`
 }

@@ -150,7 +150,7 @@ func (sb *Switchboard) bridge(ctx context.Context, c *call, j *agentJoin, kp *ke
 
 	// Both sides are transcribed for the record and the live consoles.
 	rate := c.leg.SampleRate()
-	onTurn := func(t parley.Turn) { sb.recordTurn(c, t) }
+	onTurn := func(t parley.Turn, _ float64) { sb.recordTurn(c, t) }
 	var callerASR, agentASR *liveASR
 	if !sb.opt.NoHumanTranscripts {
 		callerASR = startASR(ctx, sb.eng.Transcriber, rate, parley.SpeakerCaller, onTurn)

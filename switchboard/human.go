@@ -34,6 +34,11 @@ type Prompts struct {
 	VoicemailThanks string
 	// AgentLost is said when the agent's connection drops mid-call.
 	AgentLost string
+	// AssistOffer tells a waiting caller the AI still answers questions
+	// (QueueOptions.Assist); StillWaiting follows each answer, and is the
+	// reply to anything the AI cannot answer while they wait.
+	AssistOffer  string
+	StillWaiting string
 }
 
 // DefaultPrompts are the prompts used when Options.Prompts leaves one empty.
@@ -45,6 +50,8 @@ var DefaultPrompts = Prompts{
 	Voicemail:       "I'm sorry, none of our colleagues can take your call right now. Please leave a message after the tone, with your name and what you need, then press the hash key or simply hang up.",
 	VoicemailThanks: "Thank you. We've got your message and a colleague will call you back. Goodbye.",
 	AgentLost:       "I'm sorry, we lost the line to your colleague. I'm putting you back at the front of the queue.",
+	AssistOffer:     "While you wait, you can still ask me a question.",
+	StillWaiting:    "You're still in line for a colleague.",
 }
 
 func (p Prompts) withDefaults() Prompts {
@@ -61,6 +68,8 @@ func (p Prompts) withDefaults() Prompts {
 	set(&p.Voicemail, d.Voicemail)
 	set(&p.VoicemailThanks, d.VoicemailThanks)
 	set(&p.AgentLost, d.AgentLost)
+	set(&p.AssistOffer, d.AssistOffer)
+	set(&p.StillWaiting, d.StillWaiting)
 	return p
 }
 
@@ -83,6 +92,9 @@ type QueueOptions struct {
 	// Dir is where voicemail recordings are written (a "voicemail"
 	// directory is made in it); empty means the system's temp directory.
 	Dir string
+	// Assist keeps the AI answering questions a waiting caller asks,
+	// without losing their place in the queue.
+	Assist bool
 	// WhisperSummary has an agent hear a short spoken summary of the
 	// brief once their audio connects, before the caller (on hold music
 	// meanwhile) is put through.
@@ -200,6 +212,18 @@ func (sb *Switchboard) human(ctx context.Context, c *call, log zerolog.Logger) (
 			log.Warn().Err(err).Msg("switchboard: transfer announcement failed")
 		}
 	}
+	// The AI keeps helping while someone on duty will take the call (with
+	// nobody on duty the caller goes to voicemail at once).
+	var ai *assistant
+	if sb.desk.Staffed() {
+		ai = sb.startAssistant(ctx, c, kp)
+	}
+	defer func() { ai.stop(kp) }()
+	if ai != nil {
+		if err := v.say(ctx, sb.opt.Prompts.AssistOffer); err != nil {
+			log.Warn().Err(err).Msg("switchboard: queue announcement failed")
+		}
+	}
 	music := holdMusic(c.leg.SampleRate())
 	maxWait := time.NewTimer(q.MaxWait)
 	defer maxWait.Stop()
@@ -218,15 +242,20 @@ func (sb *Switchboard) human(ctx context.Context, c *call, log zerolog.Logger) (
 			return parley.OutcomeFailed, "cancelled"
 		case j := <-c.joinCh:
 			v.stop()
+			ai.stop(kp)
+			ai = nil
 			out, reason, again := sb.bridge(ctx, c, j, kp, log)
 			if !again {
 				return out, reason
 			}
 			sb.setPhase(c, PhaseQueued)
+			ai = sb.startAssistant(ctx, c, kp)
 			v = newVoice(c, sb.eng.Synthesizer)
 			_ = v.say(ctx, sb.opt.Prompts.AgentLost)
 			maxWait.Reset(q.MaxWait)
 			announce.Reset(q.FirstAnnounce)
+		case q := <-ai.questions():
+			sb.answer(ctx, c, ai, v, q, log)
 		case d := <-kp.digits:
 			if d == '1' {
 				return sb.callback(ctx, c, v)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -256,11 +257,16 @@ func newRig(t *testing.T, q QueueOptions, desk escalation.DeskOptions) *rig {
 
 func newRigSynth(t *testing.T, q QueueOptions, desk escalation.DeskOptions, synth dialog.Synthesizer) *rig {
 	t.Helper()
+	return newRigEngines(t, q, desk, dialog.Engines{Transcriber: nopTranscriber{}, Responder: keypadResponder{}, Synthesizer: synth})
+}
+
+func newRigEngines(t *testing.T, q QueueOptions, desk escalation.DeskOptions, eng dialog.Engines) *rig {
+	t.Helper()
 	st := newMemStore()
 	if q.Dir == "" {
 		q.Dir = t.TempDir()
 	}
-	sb := New(dialog.Engines{Transcriber: nopTranscriber{}, Responder: keypadResponder{}, Synthesizer: synth},
+	sb := New(eng,
 		Options{Store: st, Log: zerolog.Nop(), Redact: redact.New(redact.Policy{}), Queue: q, Desk: desk, Peer: peerConfig(),
 			Session: dialog.Config{InterDigitTimeout: 200 * time.Millisecond}})
 	upd, stop := sb.Subscribe(4096)
@@ -930,6 +936,101 @@ func TestWhisperSummaryIsHeardByTheAgentOnly(t *testing.T) {
 	if len(r.st.eventsOf("whisper")) != 1 {
 		t.Fatal("whisper not recorded")
 	}
+	agent.close()
+	leg.hangUp()
+	waitDone(t, done)
+}
+
+// scriptTranscriber recognizes each utterance as the next of its texts.
+type scriptTranscriber struct {
+	mu    sync.Mutex
+	texts []string
+}
+
+func (*scriptTranscriber) SampleRate() int { return 16000 }
+func (s *scriptTranscriber) Start(context.Context, dialog.Mode) (dialog.TranscribeStream, error) {
+	return &scriptStream{s: s}, nil
+}
+
+type scriptStream struct{ s *scriptTranscriber }
+
+func (*scriptStream) Write([]int16) error { return nil }
+func (st *scriptStream) Finish() (dialog.Transcript, error) {
+	st.s.mu.Lock()
+	defer st.s.mu.Unlock()
+	if len(st.s.texts) == 0 {
+		return dialog.Transcript{}, nil
+	}
+	t := st.s.texts[0]
+	st.s.texts = st.s.texts[1:]
+	return dialog.Transcript{Text: t, Confidence: 0.9}, nil
+}
+func (*scriptStream) Close() error { return nil }
+
+// hoursResponder is keypadResponder that also knows the opening hours
+// and hears requests for a person.
+type hoursResponder struct{ keypadResponder }
+
+func (hoursResponder) NewConversation(dialog.CallContext) dialog.Conversation { return &hoursConv{} }
+
+type hoursConv struct{ keypadConv }
+
+func (c *hoursConv) Respond(ctx context.Context, in dialog.Input, say func(string) error) (dialog.Result, error) {
+	if in.Kind != dialog.InputSpeech {
+		return c.keypadConv.Respond(ctx, in, say)
+	}
+	switch {
+	case strings.Contains(in.Text, "open"):
+		return dialog.Result{Intent: "opening_hours", Confidence: 0.92}, say("We're open from eight to eight.")
+	case strings.Contains(in.Text, "person"):
+		return dialog.Result{Intent: "agent", Confidence: 0.95, WantsHuman: true}, say("Let me get you a person.")
+	}
+	return dialog.Result{OutOfScope: true, Confidence: 0.2}, say("Sorry?")
+}
+
+func TestWaitingCallerStillGetsAnswers(t *testing.T) {
+	tr := &scriptTranscriber{texts: []string{"when are you open", "i want a person now"}}
+	r := newRigEngines(t, QueueOptions{Assist: true}, escalation.DeskOptions{},
+		dialog.Engines{Transcriber: tr, Responder: hoursResponder{}, Synthesizer: toneSynth{}})
+	r.sb.AgentOnline(agentUser("h1"))
+	if err := r.sb.SetAgentState("h1", escalation.AgentAvailable); err != nil {
+		t.Fatal(err)
+	}
+	leg := newScriptLeg("CAh")
+	done := r.call(leg)
+	<-leg.greeted
+	leg.press("0")
+	r.waitPhase("CAh", PhaseQueued)
+	ask := func(want string) parley.Turn {
+		t.Helper()
+		leg.say(babble(1500*time.Millisecond, 3))
+		leg.say(make([]int16, 8000*3/2))
+		u := r.next("the assistant's reply", func(u Update) bool {
+			return u.Kind == UpdateTurn && u.CallID == "CAh" && u.Turn.Speaker == parley.SpeakerAI && strings.Contains(u.Turn.Text, "still in line")
+		})
+		if !strings.Contains(u.Turn.Text, want) {
+			t.Fatalf("assistant said %q, want %q", u.Turn.Text, want)
+		}
+		return *u.Turn
+	}
+	ask("We're open from eight to eight. You're still in line")
+	// A request for a person is not answered by the AI: they are in line.
+	if got := ask("You're still in line"); strings.Contains(got.Text, "Let me get you") {
+		t.Fatalf("the assistant answered a request for a person: %q", got.Text)
+	}
+	var caller []string
+	for _, e := range r.st.eventsOf("queue") {
+		var d map[string]any
+		if json.Unmarshal(e.Data, &d) == nil && d["state"] == "assisted" {
+			caller = append(caller, fmt.Sprint(d["answered"]))
+		}
+	}
+	if strings.Join(caller, ",") != "true,false" {
+		t.Fatalf("assisted events: %v", caller)
+	}
+	// The call kept its place: the agent still takes it.
+	agent := r.accept("h1", "CAh")
+	r.waitPhase("CAh", PhaseAgent)
 	agent.close()
 	leg.hangUp()
 	waitDone(t, done)

@@ -166,7 +166,7 @@ type liveASR struct {
 
 // startASR starts transcribing speaker's audio at rate; onTurn receives
 // each utterance.
-func startASR(ctx context.Context, tr dialog.Transcriber, rate int, speaker parley.Speaker, onTurn func(parley.Turn)) *liveASR {
+func startASR(ctx context.Context, tr dialog.Transcriber, rate int, speaker parley.Speaker, onTurn func(parley.Turn, float64)) *liveASR {
 	a := &liveASR{frames: make(chan []int16, 100), free: make(chan []int16, 128), done: make(chan struct{})}
 	go a.run(ctx, tr, rate, speaker, onTurn)
 	return a
@@ -204,7 +204,7 @@ func (a *liveASR) close() {
 	<-a.done
 }
 
-func (a *liveASR) run(ctx context.Context, tr dialog.Transcriber, rate int, speaker parley.Speaker, onTurn func(parley.Turn)) {
+func (a *liveASR) run(ctx context.Context, tr dialog.Transcriber, rate int, speaker parley.Speaker, onTurn func(parley.Turn, float64)) {
 	defer close(a.done)
 	ep := media.NewEndpointer(media.EndpointConfig{Rate: rate})
 	res := media.NewResampler(rate, tr.SampleRate())
@@ -232,7 +232,7 @@ func (a *liveASR) run(ctx context.Context, tr dialog.Transcriber, rate int, spea
 		t, err := st.Finish()
 		st = nil
 		if err == nil && t.Text != "" {
-			onTurn(parley.Turn{Speaker: speaker, Text: t.Text, Start: start, End: end})
+			onTurn(parley.Turn{Speaker: speaker, Text: t.Text, Start: start, End: end}, t.Confidence)
 		}
 	}
 	defer func() {

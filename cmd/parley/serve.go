@@ -175,6 +175,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 			VoicemailMax:   cfg.Queue.VoicemailMax,
 			Dir:            cfg.DataDir,
 			WhisperSummary: cfg.Queue.WhisperSummary,
+			Assist:         cfg.Queue.Assist,
 		},
 		Recording:          recordingOptions(cfg),
 		Survey:             surveyOptions(cfg),
