@@ -114,7 +114,7 @@
     const ph = $('detail-phase');
     ph.dataset.v = phaseOf(c);
     fill(ph, phaseOf(c));
-    fill($('detail-from'), (c.from || 'Unknown caller') + (c.agent ? ' with ' + c.agent.name : ''));
+    fill($('detail-from'), (c.from || 'Unknown caller') + (c.agent ? ' with ' + c.agent.name : '') + (c.node ? ' · server ' + c.node : ''));
     const s = c.signals;
     fill($('detail-signals'), s ? [
       ['Intent', s.intent || '—'], ['ASR confidence', conf(s.asr_confidence)], ['NLU confidence', conf(s.nlu_confidence)],
