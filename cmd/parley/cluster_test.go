@@ -251,7 +251,9 @@ func TestClusterAgentOnOneNodeTakesCallOnAnother(t *testing.T) {
 	if err := call.SendAudio(speak(t, "I want to speak to an agent")); err != nil {
 		t.Fatal(err)
 	}
+	asked := time.Now()
 	o := agent.offer(t, call.CallSID, 30*time.Second)
+	t.Logf("offer on node A's stream %v after the caller on node B finished asking", time.Since(asked).Round(time.Millisecond))
 	if o.Node != "node-b" || o.From != "+14155550199" || len(o.Reasons) == 0 {
 		t.Fatalf("offer on node A for B's call: node %q from %q reasons %v", o.Node, o.From, o.Reasons)
 	}
@@ -274,6 +276,7 @@ func TestClusterAgentOnOneNodeTakesCallOnAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
+	accepting := time.Now()
 	code, body := agent.post(t, "/api/agent/offers/"+call.CallSID+"/accept", map[string]string{"type": "offer", "sdp": sdp})
 	if code != 200 {
 		t.Fatalf("accept on node A: %d %s", code, body)
@@ -291,6 +294,7 @@ func TestClusterAgentOnOneNodeTakesCallOnAnother(t *testing.T) {
 		t.Fatal("the agent's audio did not connect to node B")
 	}
 	connected := time.Now()
+	t.Logf("agent audio connected to node B %v after accepting on node A", connected.Sub(accepting).Round(time.Millisecond))
 
 	// The agent talks (a 700 Hz tone) and listens.
 	var heardMu sync.Mutex
