@@ -43,12 +43,15 @@ type bridgeResult struct {
 	MixStarved     uint64  `json:"mix_starved"`     // times a party's input ran dry past concealment
 	TimeToHumanP50 float64 `json:"time_to_human_p50_ms"`
 	TimeToHumanP95 float64 `json:"time_to_human_p95_ms"`
-	CPUCores       float64 `json:"cpu_cores,omitempty"`        // in-process: CPU used while measuring (server and load in one process)
-	RSSMB          float64 `json:"rss_mb,omitempty"`           // in-process: server and load
-	ServerCPUCores float64 `json:"server_cpu_cores,omitempty"` // remote: the server process's CPU while measuring
-	ServerRSSMB    float64 `json:"server_rss_mb,omitempty"`    // remote: the server's resident memory at the end
-	LoadCPUCores   float64 `json:"load_cpu_cores,omitempty"`   // remote: this process's (callers and agents)
-	LoadRSSMB      float64 `json:"load_rss_mb,omitempty"`
+	// TransferSteps (remote) are [p50, p95] ms of decision→offer (queue),
+	// offer→accept (the agent's console) and accept→audio (WebRTC).
+	TransferSteps  *transferSteps `json:"transfer_steps_ms,omitempty"`
+	CPUCores       float64        `json:"cpu_cores,omitempty"`        // in-process: CPU used while measuring (server and load in one process)
+	RSSMB          float64        `json:"rss_mb,omitempty"`           // in-process: server and load
+	ServerCPUCores float64        `json:"server_cpu_cores,omitempty"` // remote: the server process's CPU while measuring
+	ServerRSSMB    float64        `json:"server_rss_mb,omitempty"`    // remote: the server's resident memory at the end
+	LoadCPUCores   float64        `json:"load_cpu_cores,omitempty"`   // remote: this process's (callers and agents)
+	LoadRSSMB      float64        `json:"load_rss_mb,omitempty"`
 }
 
 // finish computes the percentages and the time-to-human percentiles.

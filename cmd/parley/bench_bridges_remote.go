@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,6 +237,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 		}
 	}
 	res.finish(rb.timesToHuman())
+	res.TransferSteps = rb.transferSteps()
 	if profDone != nil {
 		<-profDone
 	}
@@ -299,6 +301,7 @@ func spawnBridgeServer(ctx context.Context, o remoteBridgeOptions, token, profAd
 		cmd.Env = append(cmd.Env, benchProfileEnv+"="+profAddr)
 	}
 	cmd.Stderr = stderr
+	ownSession(cmd)
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, "", err
@@ -436,6 +439,34 @@ func (rb *remoteBench) agentCounts() (frames, late int) {
 	return frames, late
 }
 
+// transferSteps are the p50 and p95 of the steps of the transfers, in ms:
+// decision to offer (the queue), offer to accept (the agent's console),
+// accept to audio (the WebRTC connection).
+func (rb *remoteBench) transferSteps() *transferSteps {
+	var steps [3][]float64
+	rb.each(func(a *consoleAgent) {
+		a.mu.Lock()
+		if a.tth > 0 && a.steps[0] >= 0 {
+			for i := range steps {
+				steps[i] = append(steps[i], a.steps[i])
+			}
+		}
+		a.mu.Unlock()
+	})
+	if len(steps[0]) == 0 {
+		return nil
+	}
+	var out transferSteps
+	for i, s := range steps {
+		sort.Float64s(s)
+		out[i] = [2]float64{percentile(s, 0.5), percentile(s, 0.95)}
+	}
+	return &out
+}
+
+// transferSteps are [p50, p95] of decision→offer, offer→accept, accept→audio.
+type transferSteps [3][2]float64
+
 func (rb *remoteBench) timesToHuman() []float64 {
 	var out []float64
 	rb.each(func(a *consoleAgent) {
@@ -479,7 +510,8 @@ type consoleAgent struct {
 	mu       sync.Mutex
 	callID   string // the call taken
 	accepted bool
-	tth      float64 // ms from the transfer decision to the agent's audio on the call
+	tth      float64    // ms from the transfer decision to the agent's audio on the call
+	steps    [3]float64 // ms: decision to offer, offer to accept, accept to audio
 	talk     *benchAgent
 }
 
@@ -651,7 +683,14 @@ func (a *consoleAgent) onEvent(ctx context.Context, event string, data []byte) {
 	if lc != nil && lc.Phase == switchboard.PhaseAgent && lc.Agent != nil && lc.Transfer != nil && !lc.Transfer.ConnectedAt.IsZero() {
 		a.mu.Lock()
 		if a.tth == 0 && lc.ID == a.callID {
-			a.tth = max(float64(lc.Transfer.ConnectedAt.Sub(lc.Transfer.DecidedAt).Microseconds())/1000, 0.001)
+			t := lc.Transfer
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			a.tth = max(ms(t.ConnectedAt.Sub(t.DecidedAt)), 0.001)
+			if !t.OfferedAt.IsZero() && !t.AcceptedAt.IsZero() {
+				a.steps = [3]float64{ms(t.OfferedAt.Sub(t.DecidedAt)), ms(t.AcceptedAt.Sub(t.OfferedAt)), ms(t.ConnectedAt.Sub(t.AcceptedAt))}
+			} else {
+				a.steps = [3]float64{-1, -1, -1} // not all steps known
+			}
 		}
 		a.mu.Unlock()
 	}

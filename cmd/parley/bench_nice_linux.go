@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 )
@@ -27,4 +28,13 @@ func reniceSelf(nice int) error {
 		}
 	}
 	return first
+}
+
+// ownSession starts cmd in a session of its own. Besides keeping the
+// terminal's Ctrl-C away from it (the bench stops it itself), Linux gives a
+// new session its own scheduling group (autogroup), so a server the bench
+// starts gets the CPU share a separately started one would, and the load's
+// work and niceness stay in the bench's group.
+func ownSession(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 }
