@@ -23,8 +23,13 @@ const (
 	dnInitN     = 6    // frames averaged for the first noise estimate
 	dnTrack     = 0.95 // smoothing of the noise estimate in noise-like frames
 	dnSpeechFac = 3.0  // a frame this much above the noise is not used to track it
-	dnDD        = 0.98 // decision-directed smoothing of the a-priori SNR
-	dnOver      = 1.0  // noise over-estimation factor
+	// Decision-directed smoothing of the a-priori SNR and noise
+	// over-estimation, tuned on synthesized phone speech in 15 dB white
+	// noise (eval_test.go; 2 voices x 30 questions): 0.98 and 1.0 gave
+	// 50 % WER, 0.8 and 1.5 with a 0.1 floor 44 % (0.9: 45-46 %, 0.7: 46 %;
+	// over-estimation 2-3 with 0.98: 59-61 %).
+	dnDD   = 0.8
+	dnOver = 1.5
 )
 
 // denoiser is the per-stream state of the noise reduction. Its output lags

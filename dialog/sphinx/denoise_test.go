@@ -132,3 +132,52 @@ func TestNoiseReductionRecognizer(t *testing.T) {
 		}
 	}
 }
+
+// TestNoiseReductionDefault: the noise reduction is on by default and a
+// negative NoiseReduction turns it off.
+func TestNoiseReductionDefault(t *testing.T) {
+	for _, tc := range []struct {
+		set, want float64
+	}{{0, DefaultNoiseReduction}, {-1, 0}, {0.3, 0.3}} {
+		r, err := New(Config{DataDir: t.TempDir(), MaxDecoders: 1, NoiseReduction: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := r.open.fe.denoise
+		r.Close()
+		if got != tc.want || r.digits.fe.denoise != tc.want {
+			t.Errorf("NoiseReduction %g: gain floor %g, want %g", tc.set, got, tc.want)
+		}
+	}
+}
+
+// TestPadWithLineNoise: a recording that starts right on its speech is
+// padded with its own background when that is white line noise, and with
+// digital silence when the background is quiet.
+func TestPadWithLineNoise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	make16 := func(noise float64) []int16 {
+		// 0.05 s of background, 1 s of a loud modulated tone, 0.05 s of background.
+		pcm := make([]int16, 17600)
+		for i := range pcm {
+			v := rng.NormFloat64() * noise
+			if i >= 800 && i < 16800 {
+				v += 6000 * math.Sin(2*math.Pi*300*float64(i)/16000) * (1 + math.Sin(2*math.Pi*3*float64(i)/16000))
+			}
+			pcm[i] = clip16(v)
+		}
+		return pcm
+	}
+	lead := func(p []int16) float64 { return power(p[:1600]) }
+	noisy := prepareUtterance(make16(600))
+	if len(noisy) < 17600+2*1600 {
+		t.Fatalf("noisy: %d samples, want padding", len(noisy))
+	}
+	if lead(noisy) < 1e4 {
+		t.Errorf("noisy recording padded with silence (lead power %.0f)", lead(noisy))
+	}
+	clean := prepareUtterance(make16(2))
+	if lead(clean) > 100 {
+		t.Errorf("clean recording padded with noise (lead power %.0f)", lead(clean))
+	}
+}

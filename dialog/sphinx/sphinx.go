@@ -36,6 +36,11 @@ var _ dialog.Transcriber = (*Recognizer)(nil)
 // 16 kHz US English acoustic model and cmudict.
 const DefaultModelDir = "/usr/share/pocketsphinx/model/en-us"
 
+// DefaultNoiseReduction is the default gain floor of the spectral noise
+// reduction (Config.NoiseReduction): 0.1 (-20 dB) measured 1-2 points of
+// WER better than 0.2 in 15 dB white noise.
+const DefaultNoiseReduction = 0.1
+
 // sampleRate is the only rate the en-us acoustic model accepts.
 const sampleRate = 16000
 
@@ -81,11 +86,13 @@ type Config struct {
 	// such as WebRTC Opus: it leaves out the pronunciation variants for
 	// phone audio, which has no /s/ above 4 kHz.
 	WideBand bool
-	// NoiseReduction, when above 0, turns on the spectral noise reduction
-	// in front of the decoder with this gain floor (0.1-0.5; lower removes
-	// more noise and more speech). Off by default: on synthesized phone
-	// speech with 15 dB white noise it changed WER by less than a point,
-	// as pocketsphinx already subtracts noise on its mel bands.
+	// NoiseReduction is the gain floor of the spectral noise reduction in
+	// front of the decoder (0.05-0.5; lower removes more noise and more
+	// speech); 0 means the default, DefaultNoiseReduction, and a negative
+	// value turns it off. On synthesized phone speech in 15 dB white noise
+	// it took WER from 58 % to 43 %; on clean speech and recorded digits
+	// it changed nothing (it learns the line noise from the audio before
+	// the speech, so a clean line passes through).
 	NoiseReduction float64
 }
 
@@ -134,8 +141,13 @@ func New(cfg Config) (*Recognizer, error) {
 	if cfg.CMNInit == "" {
 		cfg.CMNInit = phoneCMNInit
 	}
-	if !(cfg.NoiseReduction >= 0 && cfg.NoiseReduction < 1) {
-		return nil, fmt.Errorf("sphinx: Config.NoiseReduction %g outside [0, 1)", cfg.NoiseReduction)
+	switch {
+	case cfg.NoiseReduction == 0:
+		cfg.NoiseReduction = DefaultNoiseReduction
+	case cfg.NoiseReduction < 0:
+		cfg.NoiseReduction = 0
+	case !(cfg.NoiseReduction < 1):
+		return nil, fmt.Errorf("sphinx: Config.NoiseReduction %g outside (0, 1)", cfg.NoiseReduction)
 	}
 	if cfg.LogFile != "" {
 		if err := setLogFile(cfg.LogFile); err != nil {
@@ -297,13 +309,13 @@ func newModelDecoder(m *model, modelDir string) (*decoder, error) {
 	if m.removed {
 		return nil, errStaleModel
 	}
-	d, err := newDecoder([]string{
+	d, err := newDecoder(append([]string{
 		"-hmm", filepath.Join(modelDir, "en-us"),
 		"-featparams", m.featp,
 		"-dict", m.dict,
 		"-lm", m.openLM,
 		"-bestpath", "yes",
-	})
+	}, testDecoderArgs...))
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +334,11 @@ func newModelDecoder(m *model, modelDir string) (*decoder, error) {
 	}
 	return d, nil
 }
+
+// expArgs are extra decoder arguments (experiments).
+// testDecoderArgs are extra decoder arguments appended by tests and
+// tuning experiments (nil in production).
+var testDecoderArgs []string
 
 var errStaleModel = errors.New("sphinx: model superseded while loading")
 

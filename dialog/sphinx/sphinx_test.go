@@ -481,7 +481,6 @@ func TestNewErrors(t *testing.T) {
 		{"missing model", Config{DataDir: t.TempDir(), ModelDir: filepath.Join(t.TempDir(), "nope")}},
 		{"bad cmninit", Config{DataDir: t.TempDir(), CMNInit: "1,2,3"}},
 		{"cmninit not numbers", Config{DataDir: t.TempDir(), CMNInit: "a,b,c,d,e,f,g,h,i,j,k,l,m"}},
-		{"negative noise floor", Config{DataDir: t.TempDir(), NoiseReduction: -0.1}},
 		{"noise floor one", Config{DataDir: t.TempDir(), NoiseReduction: 1}},
 		{"noise floor NaN", Config{DataDir: t.TempDir(), NoiseReduction: math.NaN()}},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/cmplx"
 	"sort"
 
 	"github.com/parley-ai/parley/dialog"
@@ -101,5 +102,108 @@ func prepareUtterance(pcm []int16) []int16 {
 	for i, v := range body {
 		out[padStart+i] = clip16(float64(v) * gain)
 	}
+	if padStart > 0 || padEnd > 0 {
+		if bg := lineNoise(pcm); len(bg) > 0 {
+			for i := 0; i < padStart; i++ {
+				out[i] = clip16(float64(bg[i%len(bg)]) * gain)
+			}
+			for i := 0; i < padEnd; i++ {
+				out[padStart+len(body)+i] = clip16(float64(bg[(i+padStart)%len(bg)]) * gain)
+			}
+		}
+	}
 	return out
+}
+
+// lineNoise returns the recording's background when it is steady, white
+// line noise: its quietest 10 ms frames (within 3 dB of the 10th-percentile
+// energy) in order. It returns nil for a quiet background (more than 36 dB
+// under the loudest frame, or near digital silence) and for one that is not
+// flat like hiss (a short recording trimmed close to its speech, whose
+// quietest frames are the speech's own tails, or hum).
+//
+// Padding a noisy recording with digital silence, as a clean one is, put a
+// jump from silence to noise right before the speech: pocketsphinx's noise
+// tracking and voice detection, and the noise reduction, which learn the
+// noise from the first frames, saw silence there. Padding with the line's
+// own noise took WER in 15 dB white noise from 58 % to 55 % (and made the
+// noise reduction work: 43 %).
+func lineNoise(pcm []int16) []int16 {
+	nf := len(pcm) / trimFrame
+	if nf < 3 {
+		return nil
+	}
+	en := make([]float64, nf)
+	for f := range en {
+		var e float64
+		for _, v := range pcm[f*trimFrame : (f+1)*trimFrame] {
+			e += float64(v) * float64(v)
+		}
+		en[f] = e / trimFrame
+	}
+	sorted := append([]float64(nil), en...)
+	sort.Float64s(sorted)
+	floor := sorted[nf/10]
+	if floor < minLineNoise || sorted[nf-1] > 4000*floor {
+		return nil
+	}
+	var bg []int16
+	for f, e := range en {
+		if e <= 2*floor {
+			bg = append(bg, pcm[f*trimFrame:(f+1)*trimFrame]...)
+		}
+	}
+	if flatness(bg) < minLineFlatness {
+		return nil
+	}
+	return bg
+}
+
+const (
+	// minLineNoise is the mean square sample value (20 dB over 1 LSB)
+	// below which a background is silence.
+	minLineNoise = 100
+	// minLineFlatness is the spectral flatness from which a background is
+	// hiss: measured 0.53-0.60 for white noise on the phone channel,
+	// 0.09-0.24 for clean synthesized speech's quietest frames and at most
+	// 0.36 for the recorded digits'.
+	minLineFlatness = 0.45
+)
+
+// flatness is the mean spectral flatness (geometric over arithmetic mean
+// of the power, 100-3800 Hz) of the 10 ms frames of pcm (16 kHz): about
+// 0.56 for white noise, well below 0.3 for voiced speech and hum.
+func flatness(pcm []int16) float64 {
+	const n = 256
+	var x [n]complex128
+	var tw [n / 2]complex128
+	for i := range tw {
+		tw[i] = cmplx.Exp(complex(0, -2*math.Pi*float64(i)/n))
+	}
+	lo, hi := 100*n/sampleRate+1, 3800*n/sampleRate
+	var sum float64
+	frames := 0
+	for off := 0; off+trimFrame <= len(pcm); off += trimFrame {
+		for i := range x {
+			x[i] = 0
+			if i < trimFrame {
+				w := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/trimFrame)
+				x[i] = complex(float64(pcm[off+i])*w, 0)
+			}
+		}
+		fft(x[:], tw[:], false)
+		var lg, ar float64
+		for k := lo; k <= hi; k++ {
+			p := real(x[k])*real(x[k]) + imag(x[k])*imag(x[k]) + 1e-9
+			lg += math.Log(p)
+			ar += p
+		}
+		m := float64(hi - lo + 1)
+		sum += math.Exp(lg/m) / (ar / m)
+		frames++
+	}
+	if frames == 0 {
+		return 0
+	}
+	return sum / float64(frames)
 }
