@@ -58,13 +58,14 @@ func (a *assistant) questions() <-chan question {
 	return a.asked
 }
 
-// stop ends listening (the utterance in progress is finished first).
+// stop ends listening; an utterance in progress is dropped (the caller is
+// being put through to a person, or has left).
 func (a *assistant) stop(kp *keypad) {
 	if a == nil {
 		return
 	}
 	kp.setAlso(nil)
-	a.asr.close()
+	a.asr.abort()
 }
 
 // answer records the caller's question and speaks the answer (or the

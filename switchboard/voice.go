@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley-ai/parley"
@@ -157,11 +158,12 @@ func beep(rate int) []int16 {
 // without blocking the media path; if the recognizer falls behind, frames
 // are dropped (and the words with them) rather than delaying the call.
 type liveASR struct {
-	frames chan []int16
-	free   chan []int16 // frame buffers the recognizer is done with
-	done   chan struct{}
-	mu     sync.Mutex // guards closed against push
-	closed bool
+	frames  chan []int16
+	free    chan []int16 // frame buffers the recognizer is done with
+	done    chan struct{}
+	mu      sync.Mutex // guards closed against push
+	closed  bool
+	aborted atomic.Bool // drop the utterance in progress
 }
 
 // startASR starts transcribing speaker's audio at rate; onTurn receives
@@ -204,6 +206,13 @@ func (a *liveASR) close() {
 	<-a.done
 }
 
+// abort drops the utterance in progress (no final recognition) and
+// returns once the recognizer is released.
+func (a *liveASR) abort() {
+	a.aborted.Store(true)
+	a.close()
+}
+
 func (a *liveASR) run(ctx context.Context, tr dialog.Transcriber, rate int, speaker parley.Speaker, onTurn func(parley.Turn, float64)) {
 	defer close(a.done)
 	ep := media.NewEndpointer(media.EndpointConfig{Rate: rate})
@@ -236,11 +245,16 @@ func (a *liveASR) run(ctx context.Context, tr dialog.Transcriber, rate int, spea
 		}
 	}
 	defer func() {
-		if st != nil {
+		if st != nil && a.aborted.Load() {
+			_ = st.Close()
+		} else if st != nil {
 			finish(time.Now())
 		}
 	}()
 	for f := range a.frames {
+		if a.aborted.Load() {
+			continue
+		}
 		switch ep.Push(f) {
 		case media.EndpointSpeechStart:
 			if st == nil {
