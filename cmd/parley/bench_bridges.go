@@ -26,23 +26,28 @@ import (
 
 // bridgeResult is what `parley bench bridges` prints.
 type bridgeResult struct {
-	Mode           string  `json:"mode"`            // "in-process" or "remote" (the server in its own process)
-	Bridges        int     `json:"bridges"`         // caller-agent bridges asked for
-	Bridged        int     `json:"bridged"`         // that connected
-	Transcribed    bool    `json:"transcribed"`     // both sides recognized live
-	MeasuredS      float64 `json:"measured_s"`      // time all bridges ran together
-	CallerFrames   int     `json:"caller_frames"`   // frames the simulated callers received while bridged
-	CallerLate     int     `json:"caller_late"`     // ... that came late (a gap in the stream)
-	CallerLatePct  float64 `json:"caller_late_pct"` //
-	AgentFrames    int     `json:"agent_frames"`    // frames the agents' WebRTC peers received
-	AgentLate      int     `json:"agent_late"`      // ... more than 50 ms after the previous one
-	AgentLatePct   float64 `json:"agent_late_pct"`  //
-	MixCycles      uint64  `json:"mix_cycles"`      // 20 ms mix cycles of every bridge while measured
-	MixLate        uint64  `json:"mix_late"`        // cycles run late, to catch up
-	MixLatePct     float64 `json:"mix_late_pct"`    //
-	MixStarved     uint64  `json:"mix_starved"`     // times a party's input ran dry past concealment
-	TimeToHumanP50 float64 `json:"time_to_human_p50_ms"`
-	TimeToHumanP95 float64 `json:"time_to_human_p95_ms"`
+	Mode          string  `json:"mode"`            // "in-process" or "remote" (the server in its own process)
+	Bridges       int     `json:"bridges"`         // caller-agent bridges asked for
+	Bridged       int     `json:"bridged"`         // that connected
+	Transcribed   bool    `json:"transcribed"`     // both sides recognized live
+	MeasuredS     float64 `json:"measured_s"`      // time all bridges ran together
+	CallerFrames  int     `json:"caller_frames"`   // frames the simulated callers received while bridged
+	CallerLate    int     `json:"caller_late"`     // ... that came late (a gap in the stream)
+	CallerLatePct float64 `json:"caller_late_pct"` //
+	AgentFrames   int     `json:"agent_frames"`    // frames the agents' WebRTC peers received
+	AgentLate     int     `json:"agent_late"`      // ... more than 50 ms after the previous one
+	AgentLatePct  float64 `json:"agent_late_pct"`  //
+	// AgentMissingPct is the share of the frames the agents on a bridge
+	// should have heard (50 a second each: the mix never pauses) that never
+	// arrived — lost, or in a gap longer than the late count looks at.
+	AgentMissingPct float64 `json:"agent_missing_pct"`
+	agentsTalking   int     // agents on a bridge when the measurement started
+	MixCycles       uint64  `json:"mix_cycles"`   // 20 ms mix cycles of every bridge while measured
+	MixLate         uint64  `json:"mix_late"`     // cycles run late, to catch up
+	MixLatePct      float64 `json:"mix_late_pct"` //
+	MixStarved      uint64  `json:"mix_starved"`  // times a party's input ran dry past concealment
+	TimeToHumanP50  float64 `json:"time_to_human_p50_ms"`
+	TimeToHumanP95  float64 `json:"time_to_human_p95_ms"`
 	// TransferSteps (remote) are [p50, p95] ms of decision→offer (queue),
 	// offer→accept (the agent's console) and accept→audio (WebRTC).
 	TransferSteps  *transferSteps `json:"transfer_steps_ms,omitempty"`
@@ -64,6 +69,9 @@ func (r *bridgeResult) finish(tth []float64) {
 	}
 	if r.AgentFrames > 0 {
 		r.AgentLatePct = 100 * float64(r.AgentLate) / float64(r.AgentFrames)
+	}
+	if want := float64(r.agentsTalking) * r.MeasuredS * 50; want > 0 {
+		r.AgentMissingPct = max(0, 100*(1-float64(r.AgentFrames)/want))
 	}
 	sort.Float64s(tth)
 	if len(tth) > 0 {
@@ -202,7 +210,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	for _, c := range calls {
 		c.reset()
 	}
-	b.resetAgents()
+	res.agentsTalking = b.resetAgents()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -338,14 +346,16 @@ func (b *bridgeBench) connected() int {
 	return n
 }
 
-func (b *bridgeBench) resetAgents() {
+func (b *bridgeBench) resetAgents() (talking int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	talking = len(b.agents)
 	for _, a := range b.agents {
 		a.mu.Lock()
 		a.frames, a.late, a.last = 0, 0, time.Time{}
 		a.mu.Unlock()
 	}
+	return talking
 }
 
 func (b *bridgeBench) agentCounts() (frames, late int) {

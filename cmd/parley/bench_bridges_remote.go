@@ -186,7 +186,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	for _, c := range calls {
 		c.reset()
 	}
-	rb.resetAgents()
+	res.agentsTalking = rb.resetAgents()
 	if o.nice > 0 {
 		_ = reniceSelf(o.nice) // threads started since
 	}
@@ -417,14 +417,16 @@ func (rb *remoteBench) connected() int {
 	return n
 }
 
-func (rb *remoteBench) resetAgents() {
+func (rb *remoteBench) resetAgents() (talking int) {
 	rb.each(func(a *consoleAgent) {
 		if b := a.audio(); b != nil {
+			talking++
 			b.mu.Lock()
 			b.frames, b.late, b.last = 0, 0, time.Time{}
 			b.mu.Unlock()
 		}
 	})
+	return talking
 }
 
 func (rb *remoteBench) agentCounts() (frames, late int) {
