@@ -47,9 +47,9 @@ func TestHeldOut(t *testing.T) {
 		minRecall   float64 // out-of-scope recall
 		maxECE      float64
 	}{
-		// Measured: accuracy 0.954, ECE 0.026.
+		// Measured: accuracy 0.948, ECE 0.022.
 		{"banking77 20 intents", b77train, b77test, 0.90, 0, 0.06},
-		// Measured: in-scope 0.956, oos recall 0.81, ECE 0.028.
+		// Measured: in-scope 0.960, oos recall 0.78, ECE 0.031.
 		{"clinc150 25 intents + oos", clincTrain, clincVal, 0.92, 0.70, 0.08},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

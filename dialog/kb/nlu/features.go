@@ -14,11 +14,12 @@ import (
 const (
 	groupWord = iota
 	groupChar
+	groupDense
 	numGroups
 )
 
 // groupWeight is the share of each group in the final unit-length vector.
-var groupWeight = [numGroups]float64{groupWord: 1.0, groupChar: 0.8}
+var groupWeight = [numGroups]float64{groupWord: 1.0, groupChar: 0.8, groupDense: 0.5}
 
 // Feature kinds: the first byte hashed into a feature key, so that the same
 // string in two roles (a word and a stem, say) yields two features.
@@ -30,7 +31,13 @@ const (
 	kindContentBigram
 	kindSkipBigram
 	kindChar
+	kindPair
 )
+
+// pairWindow bounds the distance, in content words, between the two words
+// of a word-pair feature, so a long utterance costs linear, not quadratic,
+// time.
+var pairWindow = 8
 
 // Placeholder tokens stand for whole classes of surface forms that carry the
 // same intent: amounts and dates ("£20", "3rd") and currency symbols.
@@ -182,6 +189,7 @@ type rawFeature struct {
 	key    uint64
 	group  uint8
 	phrase bool // a word n-gram (n ≥ 2), kept only if seen in minPhraseDF utterances
+	stem   bool // a stem feature, with a learnt word vector
 }
 
 // extract lists the hashed feature occurrences of text, unsorted and with
@@ -189,15 +197,15 @@ type rawFeature struct {
 func extract(text string) []rawFeature {
 	toks := tokenize(text)
 	out := make([]rawFeature, 0, 24*len(toks)+8)
-	add := func(h hasher, g uint8) { out = append(out, rawFeature{uint64(h), g, false}) }
-	addPhrase := func(h hasher) { out = append(out, rawFeature{uint64(h), groupWord, true}) }
+	add := func(h hasher, g uint8) { out = append(out, rawFeature{key: uint64(h), group: g}) }
+	addPhrase := func(h hasher) { out = append(out, rawFeature{key: uint64(h), group: groupWord, phrase: true}) }
 
 	stems := make([]string, len(toks))
 	content := make([]string, 0, len(toks))
 	for i, t := range toks {
 		stems[i] = stemKey(t)
 		add(newHasher(kindUnigram).str(t), groupWord)
-		add(newHasher(kindStem).str(stems[i]), groupWord)
+		out = append(out, rawFeature{key: uint64(newHasher(kindStem).str(stems[i])), group: groupWord, stem: true})
 		if !stopWords[t] {
 			content = append(content, stems[i])
 		}
@@ -220,6 +228,21 @@ func extract(text string) []rawFeature {
 		addPhrase(newHasher(kindContentBigram).str(content[i]).sep().str(content[i+1]))
 		if i+2 < len(content) {
 			addPhrase(newHasher(kindSkipBigram).str(content[i]).sep().str(content[i+2]))
+		}
+	}
+	// Unordered pairs of content words anywhere in the utterance: a linear
+	// model cannot express "card and arrive" on single words, and the pair
+	// tells "my card has not arrived" from "when will my card be delivered".
+	for i := range content {
+		for j := i + 1; j < len(content) && j-i <= pairWindow; j++ {
+			a, b := content[i], content[j]
+			if a == b {
+				continue
+			}
+			if a > b {
+				a, b = b, a
+			}
+			addPhrase(newHasher(kindPair).str(a).sep().str(b))
 		}
 	}
 	// Character 2- to 5-grams inside each word padded with spaces: robust to
@@ -253,6 +276,7 @@ type termCount struct {
 	key    uint64
 	group  uint8
 	phrase bool
+	stem   bool
 	count  int
 }
 
@@ -273,7 +297,7 @@ func countTerms(raw []rawFeature) []termCount {
 			out[n-1].count++
 			continue
 		}
-		out = append(out, termCount{f.key, f.group, f.phrase, 1})
+		out = append(out, termCount{f.key, f.group, f.phrase, f.stem, 1})
 	}
 	return out
 }
@@ -289,13 +313,18 @@ type sparse struct {
 type vocabulary struct {
 	index map[uint64]int32
 	idf   []float32
-	group []uint8
+	group []uint8 // by feature index, including the dense features
+	emb   *embedding
+	dense int // index of the first dense feature (= len(idf))
 }
+
+// dim is the number of features: sparse ones and the embedding's.
+func (v *vocabulary) dim() int { return len(v.group) }
 
 // buildVocabulary keeps the features that occur in at least minDF[group]
 // training utterances, and the word n-grams that occur in at least
 // minPhraseDF.
-func buildVocabulary(docs [][]termCount, minDF [numGroups]int, minPhraseDF int) *vocabulary {
+func buildVocabulary(docs [][]termCount, minDF [numGroups]int, minPhraseDF int, seed uint64) *vocabulary {
 	df := map[uint64]int{}
 	grp := map[uint64]uint8{}
 	phrase := map[uint64]bool{}
@@ -326,11 +355,18 @@ func buildVocabulary(docs [][]termCount, minDF [numGroups]int, minPhraseDF int) 
 		v.idf[i] = float32(math.Log((1+n)/(1+float64(df[k]))) + 1)
 		v.group[i] = grp[k]
 	}
+	v.dense = len(keys)
+	if v.emb = buildEmbedding(docs, seed); v.emb != nil {
+		for range v.emb.dim {
+			v.group = append(v.group, groupDense)
+		}
+	}
 	return v
 }
 
-// vectorize turns counted terms into a unit-length TF-IDF vector (sublinear
-// term frequency, per-group L2 normalisation, groups mixed by groupWeight).
+// vectorize turns counted terms into a unit-length vector: TF-IDF of the
+// sparse features (sublinear term frequency) and the utterance's embedding,
+// each group L2-normalised and the groups mixed by groupWeight.
 // Terms outside the vocabulary are dropped; coverage is the share of the
 // distinct word features that are in the vocabulary (0 without any), a
 // telling sign of out-of-scope requests.
@@ -353,6 +389,13 @@ func (v *vocabulary) vectorize(terms []termCount) (vec sparse, coverage float64)
 		norm[t.group] += w * w
 		if t.group == groupWord {
 			known++
+		}
+	}
+	if dense := v.emb.embed(terms, v); dense != nil {
+		for c, x := range dense {
+			vec.idx = append(vec.idx, int32(v.dense+c))
+			vec.val = append(vec.val, float32(x))
+			norm[groupDense] += x * x
 		}
 	}
 	var scale [numGroups]float64

@@ -9,8 +9,14 @@
 // How it works:
 //   - Text is normalised (lowercase, numbers and currency symbols become
 //     placeholders, a light stemmer) and turned into word, stem, word-bigram,
-//     word-trigram, content-word (skip-)bigram and in-word character 2–5-gram
-//     features, weighted by sublinear TF-IDF and L2-normalised per group.
+//     word-trigram, content-word (skip-)bigram, content-word pair (any order,
+//     up to 8 words apart) and in-word character 2–5-gram features, weighted
+//     by sublinear TF-IDF and L2-normalised per group.
+//   - A third group is dense: the IDF-weighted sum of stem vectors learnt
+//     from the training utterances themselves (PPMI of stems sharing an
+//     utterance, reduced to 100 dimensions by a randomized SVD), so words
+//     used in the same company lend each other evidence. Nothing is
+//     downloaded.
 //   - Two scorers work on those vectors: one-vs-rest linear SVMs trained by
 //     dual coordinate descent (in parallel across intents) and a
 //     nearest-neighbour index giving each intent the similarity of its
@@ -288,11 +294,11 @@ type scorer struct {
 // fitScorer builds a vocabulary from terms (keeping word n-grams seen in at
 // least phraseDF of them) and trains the components on it.
 func fitScorer(terms [][]termCount, ys []int, k, phraseDF int, opt Options) *scorer {
-	vocab := buildVocabulary(terms, minDF, phraseDF)
+	vocab := buildVocabulary(terms, minDF, phraseDF, uint64(opt.Seed))
 	xs := make([]sparse, len(terms))
 	parallelFor(len(terms), opt.Workers, func(_, i int) { xs[i], _ = vocab.vectorize(terms[i]) })
-	w, b := trainSVM(xs, ys, k, len(vocab.idf), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
-	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, len(vocab.idf), vocab.group)}
+	w, b := trainSVM(xs, ys, k, vocab.dim(), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
+	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, vocab.dim(), vocab.group)}
 }
 
 // componentScores writes the numComponents×k raw scores of vec into out
