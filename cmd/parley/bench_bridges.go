@@ -41,13 +41,17 @@ type bridgeResult struct {
 	// should have heard (50 a second each: the mix never pauses) that never
 	// arrived — lost, or in a gap longer than the late count looks at.
 	AgentMissingPct float64 `json:"agent_missing_pct"`
-	agentsTalking   int     // agents on a bridge when the measurement started
-	MixCycles       uint64  `json:"mix_cycles"`   // 20 ms mix cycles of every bridge while measured
-	MixLate         uint64  `json:"mix_late"`     // cycles run late, to catch up
-	MixLatePct      float64 `json:"mix_late_pct"` //
-	MixStarved      uint64  `json:"mix_starved"`  // times a party's input ran dry past concealment
-	TimeToHumanP50  float64 `json:"time_to_human_p50_ms"`
-	TimeToHumanP95  float64 `json:"time_to_human_p95_ms"`
+	// AgentConcealedPct is the share made up with silence by the agents'
+	// WebRTC receivers for packets that never came (counted as frames).
+	AgentConcealedPct float64 `json:"agent_concealed_pct"`
+	agentsTalking     int     // agents on a bridge when the measurement started
+	agentConcealed    int
+	MixCycles         uint64  `json:"mix_cycles"`   // 20 ms mix cycles of every bridge while measured
+	MixLate           uint64  `json:"mix_late"`     // cycles run late, to catch up
+	MixLatePct        float64 `json:"mix_late_pct"` //
+	MixStarved        uint64  `json:"mix_starved"`  // times a party's input ran dry past concealment
+	TimeToHumanP50    float64 `json:"time_to_human_p50_ms"`
+	TimeToHumanP95    float64 `json:"time_to_human_p95_ms"`
 	// TransferSteps (remote) are [p50, p95] ms of decision→offer (queue),
 	// offer→accept (the agent's console) and accept→audio (WebRTC).
 	TransferSteps  *transferSteps `json:"transfer_steps_ms,omitempty"`
@@ -71,7 +75,8 @@ func (r *bridgeResult) finish(tth []float64) {
 		r.AgentLatePct = 100 * float64(r.AgentLate) / float64(r.AgentFrames)
 	}
 	if want := float64(r.agentsTalking) * r.MeasuredS * 50; want > 0 {
-		r.AgentMissingPct = max(0, 100*(1-float64(r.AgentFrames)/want))
+		r.AgentMissingPct = max(0, 100*(1-float64(r.AgentFrames-r.agentConcealed)/want))
+		r.AgentConcealedPct = 100 * float64(r.agentConcealed) / want
 	}
 	sort.Float64s(tth)
 	if len(tth) > 0 {
@@ -238,7 +243,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 		res.CallerFrames += f
 		res.CallerLate += l
 	}
-	res.AgentFrames, res.AgentLate = b.agentCounts()
+	res.AgentFrames, res.AgentLate, res.agentConcealed = b.agentCounts()
 	mix1 := sb.MixerStats()
 	res.MixCycles, res.MixLate, res.MixStarved = mix1.Mixes-mix0.Mixes, mix1.JumpMixes-mix0.JumpMixes, mix1.Restarts-mix0.Restarts
 	res.finish(b.timesToHuman())
@@ -351,23 +356,19 @@ func (b *bridgeBench) resetAgents() (talking int) {
 	defer b.mu.Unlock()
 	talking = len(b.agents)
 	for _, a := range b.agents {
-		a.mu.Lock()
-		a.frames, a.late, a.last = 0, 0, time.Time{}
-		a.mu.Unlock()
+		a.reset()
 	}
 	return talking
 }
 
-func (b *bridgeBench) agentCounts() (frames, late int) {
+func (b *bridgeBench) agentCounts() (frames, late, concealed int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, a := range b.agents {
-		a.mu.Lock()
-		frames += a.frames
-		late += a.late
-		a.mu.Unlock()
+		f, l, c := a.counts()
+		frames, late, concealed = frames+f, late+l, concealed+c
 	}
-	return frames, late
+	return frames, late, concealed
 }
 
 func (b *bridgeBench) timesToHuman() []float64 {
@@ -398,10 +399,28 @@ type benchAgent struct {
 	done    chan struct{}
 	bridged bool
 
-	mu     sync.Mutex
-	frames int
-	late   int
-	last   time.Time
+	mu        sync.Mutex
+	frames    int
+	late      int
+	last      time.Time
+	concealed uint64 // the peer's concealed samples when counting started
+}
+
+// reset starts counting afresh.
+func (a *benchAgent) reset() {
+	st := a.peer.Stats()
+	a.mu.Lock()
+	a.frames, a.late, a.last, a.concealed = 0, 0, time.Time{}, st.ConcealedSamples
+	a.mu.Unlock()
+}
+
+// counts are the frames heard since reset, those after a gap, and the
+// frames of silence the peer made up for lost packets (among the frames).
+func (a *benchAgent) counts() (frames, late, concealed int) {
+	st := a.peer.Stats()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.frames, a.late, int(st.ConcealedSamples-a.concealed) / mwebrtc.FrameSamples
 }
 
 func (a *benchAgent) run(speech []int16) {

@@ -218,7 +218,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 		res.CallerFrames += f
 		res.CallerLate += l
 	}
-	res.AgentFrames, res.AgentLate = rb.agentCounts()
+	res.AgentFrames, res.AgentLate, res.agentConcealed = rb.agentCounts()
 	if serverPID > 0 {
 		res.ServerCPUCores = (scpu1 - scpu0) / res.MeasuredS
 		res.ServerRSSMB = rssMB(serverPID)
@@ -421,24 +421,20 @@ func (rb *remoteBench) resetAgents() (talking int) {
 	rb.each(func(a *consoleAgent) {
 		if b := a.audio(); b != nil {
 			talking++
-			b.mu.Lock()
-			b.frames, b.late, b.last = 0, 0, time.Time{}
-			b.mu.Unlock()
+			b.reset()
 		}
 	})
 	return talking
 }
 
-func (rb *remoteBench) agentCounts() (frames, late int) {
+func (rb *remoteBench) agentCounts() (frames, late, concealed int) {
 	rb.each(func(a *consoleAgent) {
 		if b := a.audio(); b != nil {
-			b.mu.Lock()
-			frames += b.frames
-			late += b.late
-			b.mu.Unlock()
+			f, l, c := b.counts()
+			frames, late, concealed = frames+f, late+l, concealed+c
 		}
 	})
-	return frames, late
+	return frames, late, concealed
 }
 
 // transferSteps are the p50 and p95 of the steps of the transfers, in ms:
