@@ -33,15 +33,16 @@ func speechFrame(i int) []int16 {
 
 // step is one scripted action of the fake caller.
 type step struct {
-	speech  int                       // frames of speech
-	silence int                       // frames of silence
-	until   func(l *fakeLeg) bool     // send silence until this holds
-	what    string                    // description of until, for failures
-	digit   byte                      // a keypad digit
-	hangup  bool                      // the caller hangs up
-	drop    bool                      // the connection fails
-	do      func(h parley.LegHandler) // anything else, on the reader goroutine
-	pcm     []int16                   // recorded audio
+	lateHangup time.Duration             // the caller hangs up; writes fail at once, the reader sees it this much later
+	speech     int                       // frames of speech
+	silence    int                       // frames of silence
+	until      func(l *fakeLeg) bool     // send silence until this holds
+	what       string                    // description of until, for failures
+	digit      byte                      // a keypad digit
+	hangup     bool                      // the caller hangs up
+	drop       bool                      // the connection fails
+	do         func(h parley.LegHandler) // anything else, on the reader goroutine
+	pcm        []int16                   // recorded audio
 }
 
 func speak(ms int) step { return step{speech: ms / 20} }
@@ -74,6 +75,7 @@ type fakeLeg struct {
 	hungup   chan struct{}
 	waitErr  error
 	once     sync.Once
+	broken   bool // writes fail (the connection is gone)
 }
 
 type markAt struct {
@@ -179,6 +181,14 @@ func (l *fakeLeg) Run(ctx context.Context, h parley.LegHandler) error {
 			st.do(h)
 		case st.hangup:
 			return nil
+		case st.lateHangup > 0:
+			// The caller hung up, but the reader sees it only after the
+			// writes have started failing (it is still in the buffer).
+			l.mu.Lock()
+			l.broken = true
+			l.mu.Unlock()
+			time.Sleep(st.lateHangup)
+			return nil
 		case st.drop:
 			return errors.New("fake leg: connection reset")
 		}
@@ -200,6 +210,9 @@ func (l *fakeLeg) end(ctx context.Context) error {
 func (l *fakeLeg) WriteFrame(pcm []int16) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.broken {
+		return errors.New("fake leg: write: broken pipe")
+	}
 	l.out = append(l.out, pcm...)
 	return nil
 }

@@ -238,7 +238,18 @@ func (l *loop) run() (Outcome, error) {
 			}
 			return Outcome{Reason: ReasonCallerHangup}, nil
 		case <-s.playExit:
-			// The leg refused audio: the caller can no longer hear us.
+			// The leg refused audio: the caller can no longer hear us. A
+			// caller who hung up while we spoke has their hang-up still in
+			// the socket's buffer: give the reader a moment to tell a
+			// hang-up from a dropped line.
+			select {
+			case <-s.legDone:
+				if s.legErr == nil {
+					return Outcome{Reason: ReasonCallerHangup}, nil
+				}
+			case <-time.After(time.Second):
+			case <-l.ctx.Done():
+			}
 			perr := s.playErr
 			if perr == nil {
 				perr = errors.New("stopped")

@@ -890,3 +890,16 @@ func TestKeyDuringSlowGreetingThenHandOffWhileTalking(t *testing.T) {
 		t.Fatalf("the keypad turn was lost: %q", got)
 	}
 }
+
+// A caller who hangs up while the AI speaks may break the writes before
+// the reader has read their hang-up: it is still a hang-up, not a drop.
+func TestHangupSeenAfterAFailedWriteIsAHangup(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hello, this is parley, and this greeting goes on for quite a while so the caller hangs up over it."}}
+	tr := &fakeTranscriber{}
+	leg := newFakeLeg(pause(300), step{lateHangup: 300 * time.Millisecond})
+	h := newHarness(t, Config{}, leg, tr, conv)
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonCallerHangup {
+		t.Fatalf("outcome %+v, %v; want caller_hangup", out, err)
+	}
+}
