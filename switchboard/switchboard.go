@@ -248,6 +248,15 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 
 	// One reader for the whole call; the router hands what it reads to the
 	// AI session, then to the queue and the human bridge.
+	// The router has its handler before the reader starts: audio and keys
+	// that arrive at once (a caller pressing 0 over the greeting on a busy
+	// server) are not lost.
+	announce := rec != nil && sb.opt.Recording.Announcement != ""
+	if announce {
+		c.router.set(newKeypad())
+	} else {
+		c.router.set(c.session)
+	}
 	legCtx, stopLeg := context.WithCancel(ctx)
 	go func() {
 		err := leg.Run(legCtx, handler)
@@ -255,9 +264,8 @@ func (sb *Switchboard) Handle(ctx context.Context, leg parley.Leg) {
 		close(c.legDone)
 		c.session.LegDone(err)
 	}()
-	if rec != nil && sb.opt.Recording.Announcement != "" {
+	if announce {
 		// The caller hears that the call is recorded before anything else.
-		c.router.set(newKeypad())
 		v := newVoice(c, sb.eng.Synthesizer)
 		if err := v.say(ctx, sb.opt.Recording.Announcement); err != nil {
 			log.Warn().Err(err).Msg("switchboard: recording announcement failed")
