@@ -232,3 +232,61 @@ func TestReapTakesADeadNodeOffTheDesk(t *testing.T) {
 		t.Fatalf("after the call, the moved agent: %+v %v (want wrap-up, still on the desk)", a, ok)
 	}
 }
+
+// BenchmarkDeskCrossNodeCycle measures one call's way through the shared
+// desk: queued on node B, offered to an agent whose console is on node A
+// (seen in A's copy), accepted on A, finished and the agent available again.
+func BenchmarkDeskCrossNodeCycle(b *testing.B) {
+	stores, buses := benchNodes(b, 2)
+	a := stores[0].NewDesk(buses[0], escalation.DeskOptions{OfferTimeout: time.Minute}, nil)
+	defer a.Close()
+	bn := stores[1].NewDesk(buses[1], escalation.DeskOptions{OfferTimeout: time.Minute}, nil)
+	defer bn.Close()
+	a.SignIn("bench-agent", "Bench", nil)
+	if err := a.SetState("bench-agent", escalation.AgentAvailable); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("bench-call-%d", i)
+		if err := bn.Enqueue(escalation.Request{CallID: id, Node: "node-b"}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if w, ok := a.Offered("bench-agent"); ok && w.CallID == id {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		if _, err := a.Accept("bench-agent", id); err != nil {
+			b.Fatal(err)
+		}
+		a.Finish("bench-agent", time.Second)
+		if err := a.SetState("bench-agent", escalation.AgentAvailable); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchNodes is nodes for a benchmark.
+func benchNodes(b *testing.B, n int) ([]*Store, []*Bus) {
+	b.Helper()
+	url := freshDatabase(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stores []*Store
+	var buses []*Bus
+	for i := range n {
+		s, err := Open(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bus, err := s.Bus(ctx, fmt.Sprintf("node-%c", 'a'+i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		stores, buses = append(stores, s), append(buses, bus)
+		b.Cleanup(func() { bus.Close(); s.Close() })
+	}
+	return stores, buses
+}
