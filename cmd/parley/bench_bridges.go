@@ -37,15 +37,19 @@ type bridgeResult struct {
 	AgentFrames   int     `json:"agent_frames"`    // frames the agents' WebRTC peers received
 	AgentLate     int     `json:"agent_late"`      // ... more than 50 ms after the previous one
 	AgentLatePct  float64 `json:"agent_late_pct"`  //
-	// AgentMissingPct is the share of the frames the agents on a bridge
-	// should have heard (50 a second each: the mix never pauses) that never
-	// arrived — lost, or in a gap longer than the late count looks at.
-	AgentMissingPct float64 `json:"agent_missing_pct"`
-	// AgentConcealedPct is the share made up with silence by the agents'
-	// WebRTC receivers for packets that never came (counted as frames).
+	// The next three are shares of the frames the agents on a bridge should
+	// have heard (50 a second each: the mix never pauses). Missing: never
+	// delivered to the agent (lost in a gap longer than the late count looks
+	// at, or dropped by the receiver); concealed: silence the agents' WebRTC
+	// receivers made up for packets that did not come; dropped: frames the
+	// agents' own receive loops were too slow to take (the load generator
+	// falling behind, not the server).
+	AgentMissingPct   float64 `json:"agent_missing_pct"`
 	AgentConcealedPct float64 `json:"agent_concealed_pct"`
+	AgentDroppedPct   float64 `json:"agent_dropped_pct"`
 	agentsTalking     int     // agents on a bridge when the measurement started
 	agentConcealed    int
+	agentDropped      int
 	MixCycles         uint64  `json:"mix_cycles"`   // 20 ms mix cycles of every bridge while measured
 	MixLate           uint64  `json:"mix_late"`     // cycles run late, to catch up
 	MixLatePct        float64 `json:"mix_late_pct"` //
@@ -59,8 +63,13 @@ type bridgeResult struct {
 	RSSMB          float64        `json:"rss_mb,omitempty"`           // in-process: server and load
 	ServerCPUCores float64        `json:"server_cpu_cores,omitempty"` // remote: the server process's CPU while measuring
 	ServerRSSMB    float64        `json:"server_rss_mb,omitempty"`    // remote: the server's resident memory at the end
-	LoadCPUCores   float64        `json:"load_cpu_cores,omitempty"`   // remote: this process's (callers and agents)
-	LoadRSSMB      float64        `json:"load_rss_mb,omitempty"`
+	// ServerCPUWait (remote, Linux) is the time per second the server's
+	// threads were ready to run but waited for a CPU: how far the machine
+	// fell short of what the server asked for.
+	ServerCPUWait float64 `json:"server_cpu_wait_cores,omitempty"`
+	LoadCPUCores  float64 `json:"load_cpu_cores,omitempty"` // remote: this process's (callers and agents)
+	LoadCPUWait   float64 `json:"load_cpu_wait_cores,omitempty"`
+	LoadRSSMB     float64 `json:"load_rss_mb,omitempty"`
 }
 
 // finish computes the percentages and the time-to-human percentiles.
@@ -75,8 +84,9 @@ func (r *bridgeResult) finish(tth []float64) {
 		r.AgentLatePct = 100 * float64(r.AgentLate) / float64(r.AgentFrames)
 	}
 	if want := float64(r.agentsTalking) * r.MeasuredS * 50; want > 0 {
-		r.AgentMissingPct = max(0, 100*(1-float64(r.AgentFrames-r.agentConcealed)/want))
+		r.AgentMissingPct = max(0, 100*(1-float64(r.AgentFrames)/want))
 		r.AgentConcealedPct = 100 * float64(r.agentConcealed) / want
+		r.AgentDroppedPct = 100 * float64(r.agentDropped) / want
 	}
 	sort.Float64s(tth)
 	if len(tth) > 0 {
@@ -243,7 +253,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 		res.CallerFrames += f
 		res.CallerLate += l
 	}
-	res.AgentFrames, res.AgentLate, res.agentConcealed = b.agentCounts()
+	res.AgentFrames, res.AgentLate, res.agentConcealed, res.agentDropped = b.agentCounts()
 	mix1 := sb.MixerStats()
 	res.MixCycles, res.MixLate, res.MixStarved = mix1.Mixes-mix0.Mixes, mix1.JumpMixes-mix0.JumpMixes, mix1.Restarts-mix0.Restarts
 	res.finish(b.timesToHuman())
@@ -361,14 +371,14 @@ func (b *bridgeBench) resetAgents() (talking int) {
 	return talking
 }
 
-func (b *bridgeBench) agentCounts() (frames, late, concealed int) {
+func (b *bridgeBench) agentCounts() (frames, late, concealed, dropped int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, a := range b.agents {
-		f, l, c := a.counts()
-		frames, late, concealed = frames+f, late+l, concealed+c
+		f, l, c, d := a.counts()
+		frames, late, concealed, dropped = frames+f, late+l, concealed+c, dropped+d
 	}
-	return frames, late, concealed
+	return frames, late, concealed, dropped
 }
 
 func (b *bridgeBench) timesToHuman() []float64 {
@@ -404,23 +414,25 @@ type benchAgent struct {
 	late      int
 	last      time.Time
 	concealed uint64 // the peer's concealed samples when counting started
+	dropped   uint64 // and its frames dropped for a slow reader
 }
 
 // reset starts counting afresh.
 func (a *benchAgent) reset() {
 	st := a.peer.Stats()
 	a.mu.Lock()
-	a.frames, a.late, a.last, a.concealed = 0, 0, time.Time{}, st.ConcealedSamples
+	a.frames, a.late, a.last, a.concealed, a.dropped = 0, 0, time.Time{}, st.ConcealedSamples, st.DroppedIn
 	a.mu.Unlock()
 }
 
-// counts are the frames heard since reset, those after a gap, and the
-// frames of silence the peer made up for lost packets (among the frames).
-func (a *benchAgent) counts() (frames, late, concealed int) {
+// counts are, since reset, the frames heard, those after a gap, the
+// frames of silence the peer made up for lost packets, and the frames it
+// dropped because this agent's loop did not take them in time.
+func (a *benchAgent) counts() (frames, late, concealed, dropped int) {
 	st := a.peer.Stats()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.frames, a.late, int(st.ConcealedSamples-a.concealed) / mwebrtc.FrameSamples
+	return a.frames, a.late, int(st.ConcealedSamples-a.concealed) / mwebrtc.FrameSamples, int(st.DroppedIn - a.dropped)
 }
 
 func (a *benchAgent) run(speech []int16) {

@@ -202,6 +202,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	if merr != nil {
 		fmt.Fprintf(stderr, "bench bridges: /metrics: %v (no mixer or server figures from it)\n", merr)
 	}
+	swait0, lwait0 := runQueueSeconds(serverPID), runQueueSeconds(os.Getpid())
 	scpu0, lcpu0, t0 := cpuSeconds(serverPID), cpuSeconds(os.Getpid()), time.Now()
 	select {
 	case <-time.After(o.dur):
@@ -210,6 +211,8 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	}
 	res.MeasuredS = time.Since(t0).Seconds()
 	scpu1, lcpu1 := cpuSeconds(serverPID), cpuSeconds(os.Getpid())
+	swait1, lwait1 := runQueueSeconds(serverPID), runQueueSeconds(os.Getpid())
+	res.LoadCPUWait = (lwait1 - lwait0) / res.MeasuredS
 	m1, merr1 := scrapeMetrics(ctx, &http.Client{Transport: tr}, base)
 	res.LoadCPUCores = (lcpu1 - lcpu0) / res.MeasuredS
 	res.LoadRSSMB = rssMB(os.Getpid())
@@ -218,9 +221,10 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 		res.CallerFrames += f
 		res.CallerLate += l
 	}
-	res.AgentFrames, res.AgentLate, res.agentConcealed = rb.agentCounts()
+	res.AgentFrames, res.AgentLate, res.agentConcealed, res.agentDropped = rb.agentCounts()
 	if serverPID > 0 {
 		res.ServerCPUCores = (scpu1 - scpu0) / res.MeasuredS
+		res.ServerCPUWait = (swait1 - swait0) / res.MeasuredS
 		res.ServerRSSMB = rssMB(serverPID)
 	} else if merr == nil && merr1 == nil {
 		// The server's own process collector reads its /proc/self/stat.
@@ -427,14 +431,14 @@ func (rb *remoteBench) resetAgents() (talking int) {
 	return talking
 }
 
-func (rb *remoteBench) agentCounts() (frames, late, concealed int) {
+func (rb *remoteBench) agentCounts() (frames, late, concealed, dropped int) {
 	rb.each(func(a *consoleAgent) {
 		if b := a.audio(); b != nil {
-			f, l, c := b.counts()
-			frames, late, concealed = frames+f, late+l, concealed+c
+			f, l, c, d := b.counts()
+			frames, late, concealed, dropped = frames+f, late+l, concealed+c, dropped+d
 		}
 	})
-	return frames, late, concealed
+	return frames, late, concealed, dropped
 }
 
 // transferSteps are the p50 and p95 of the steps of the transfers, in ms:
@@ -750,6 +754,32 @@ func (a *consoleAgent) close() {
 		a.stopStream()
 		<-a.streamDone
 	}
+}
+
+// runQueueSeconds is how long the threads of process pid have been ready
+// to run but waiting for a CPU (Linux schedstat, summed over its threads),
+// 0 if unknown. Per second of a measurement, it says how much more CPU the
+// process wanted than the machine gave it.
+func runQueueSeconds(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var ns float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			ns += v
+		}
+	}
+	return ns / 1e9
 }
 
 // Mixer metrics the server exports (see bench_metrics.go).
