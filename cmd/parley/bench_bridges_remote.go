@@ -178,6 +178,9 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	for rb.connected() < o.n && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
 	}
+	if rb.connected() < o.n && o.spawn && ctx.Err() == nil {
+		rb.reportUnbridged(ctx, o.prefix+"supervisor", o.password)
+	}
 	res := &bridgeResult{Mode: "remote", Bridges: o.n, Bridged: rb.connected(), Transcribed: o.transcribe && o.spawn}
 	fmt.Fprintf(stderr, "bench bridges: %d of %d bridged (%d accept failures); measuring %v\n", res.Bridged, o.n, rb.failures.Load(), o.dur)
 	if ctx.Err() != nil {
@@ -286,7 +289,11 @@ func spawnBridgeServer(ctx context.Context, o remoteBridgeOptions, token, profAd
 		return nil, "", err
 	}
 	// Cheap hashes: a throwaway store, and 300 logins must not take minutes.
-	err = createBenchAgents(ctx, st.(parley.UserStore), o.prefix, o.n, o.password, auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	cheap := auth.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	err = createBenchAgents(ctx, st.(parley.UserStore), o.prefix, o.n, o.password, cheap)
+	if err == nil {
+		err = createBenchUser(ctx, st.(parley.UserStore), o.prefix+"supervisor", parley.RoleSupervisor, o.password, cheap)
+	}
 	st.Close()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -337,24 +344,66 @@ func spawnBridgeServer(ctx context.Context, o remoteBridgeOptions, token, profAd
 // with password, leaving accounts that already exist as they are.
 func createBenchAgents(ctx context.Context, us parley.UserStore, prefix string, n int, password string, p auth.Params) error {
 	for i := range n {
-		name := benchAgentName(prefix, i)
-		if _, err := us.UserByName(ctx, name); err == nil {
-			continue
-		}
-		id, err := auth.NewUserID()
-		if err != nil {
+		if err := createBenchUser(ctx, us, benchAgentName(prefix, i), parley.RoleAgent, password, p); err != nil {
 			return err
-		}
-		hash, err := auth.HashPasswordWith(password, p)
-		if err != nil {
-			return err
-		}
-		u := parley.User{ID: id, Name: name, Role: parley.RoleAgent, PasswordHash: hash, CreatedAt: time.Now().UTC()}
-		if err := us.CreateUser(ctx, u); err != nil && !errors.Is(err, store.ErrDuplicate) {
-			return fmt.Errorf("bench bridges: create agent %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// createBenchUser makes one account unless it exists.
+func createBenchUser(ctx context.Context, us parley.UserStore, name string, role parley.Role, password string, p auth.Params) error {
+	if _, err := us.UserByName(ctx, name); err == nil {
+		return nil
+	}
+	id, err := auth.NewUserID()
+	if err != nil {
+		return err
+	}
+	hash, err := auth.HashPasswordWith(password, p)
+	if err != nil {
+		return err
+	}
+	u := parley.User{ID: id, Name: name, Role: role, PasswordHash: hash, CreatedAt: time.Now().UTC()}
+	if err := us.CreateUser(ctx, u); err != nil && !errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("bench bridges: create %s: %w", name, err)
+	}
+	return nil
+}
+
+// reportUnbridged prints, as a supervisor sees them, the calls that did
+// not reach an agent (the spawned server has a supervisor account).
+func (rb *remoteBench) reportUnbridged(ctx context.Context, name, password string) {
+	jar, _ := cookiejar.New(nil)
+	sup := &consoleAgent{rb: rb, name: name, client: &http.Client{Jar: jar, Transport: rb.tr}}
+	body, _ := json.Marshal(map[string]string{"name": name, "password": password})
+	var login struct {
+		CSRF string `json:"csrf"`
+	}
+	if _, err := sup.do(ctx, http.MethodPost, "/api/login", body, &login); err != nil {
+		fmt.Fprintf(rb.stderr, "bench bridges: supervisor: %v\n", err)
+		return
+	}
+	var live switchboard.Snapshot
+	if _, err := sup.do(ctx, http.MethodGet, "/api/supervisor/live", nil, &live); err != nil {
+		fmt.Fprintf(rb.stderr, "bench bridges: live calls: %v\n", err)
+		return
+	}
+	phases := map[switchboard.Phase]int{}
+	shown := 0
+	for _, lc := range live.Calls {
+		phases[lc.Phase]++
+		if lc.Phase == switchboard.PhaseAgent || shown >= 10 {
+			continue
+		}
+		shown++
+		fmt.Fprintf(rb.stderr, "bench bridges: call %s from %s (%s in) still in phase %s:", lc.ID, lc.From, time.Since(lc.StartedAt).Round(time.Second), lc.Phase)
+		for _, t := range lc.Transcript {
+			fmt.Fprintf(rb.stderr, " [%s %q %s]", t.Speaker, t.Text, t.DTMF)
+		}
+		fmt.Fprintln(rb.stderr)
+	}
+	fmt.Fprintf(rb.stderr, "bench bridges: live calls by phase: %v\n", phases)
 }
 
 func benchAgentName(prefix string, i int) string { return fmt.Sprintf("%s%04d", prefix, i) }
