@@ -103,7 +103,7 @@ func (d *denoiser) frame() {
 	for i := range d.spec {
 		d.spec[i] = complex(d.in[i]*d.win[i], 0)
 	}
-	fft(d.spec[:], d.tw[:], false)
+	fft(d.spec[:], d.tw[:])
 	var pw [dnBins]float64
 	var e, en float64
 	for k := 0; k < dnBins; k++ {
@@ -137,7 +137,12 @@ func (d *denoiser) frame() {
 			d.spec[dnSize-k] = cmplx.Conj(d.spec[k])
 		}
 	}
-	fft(d.spec[:], d.tw[:], true)
+	// Inverse transform as the forward one of the conjugate: only the real
+	// part is used, which conjugation leaves alone.
+	for i := range d.spec {
+		d.spec[i] = cmplx.Conj(d.spec[i])
+	}
+	fft(d.spec[:], d.tw[:])
 	for i := range d.ola {
 		d.ola[i] += real(d.spec[i]) / dnSize * d.win[i]
 	}
@@ -152,10 +157,9 @@ func (d *denoiser) frame() {
 	clear(d.ola[dnSize-dnHop:])
 }
 
-// fft is an in-place iterative radix-2 FFT of len(x) (a power of two) with
-// twiddles tw[i] = exp(-2πi·i/len(x)); inverse conjugates them and does not
-// scale.
-func fft(x []complex128, tw []complex128, inverse bool) {
+// fft is an in-place iterative radix-2 forward FFT of len(x) (a power of
+// two) with twiddles tw[i] = exp(-2πi·i/len(x)).
+func fft(x []complex128, tw []complex128) {
 	n := len(x)
 	for i, j := 1, 0; i < n; i++ {
 		bit := n >> 1
@@ -170,13 +174,10 @@ func fft(x []complex128, tw []complex128, inverse bool) {
 	for size := 2; size <= n; size <<= 1 {
 		half, step := size/2, n/size
 		for start := 0; start < n; start += size {
+			blk := x[start : start+size]
 			for k := 0; k < half; k++ {
-				w := tw[k*step]
-				if inverse {
-					w = cmplx.Conj(w)
-				}
-				a, b := x[start+k], x[start+k+half]*w
-				x[start+k], x[start+k+half] = a+b, a-b
+				a, b := blk[k], blk[k+half]*tw[k*step]
+				blk[k], blk[k+half] = a+b, a-b
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"math"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,4 +263,28 @@ func FuzzParseLexicon(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPhoneBandVariants: phone-band pronunciation variants reach the
+// dictionary, and a wide-band recognizer leaves them out.
+func TestPhoneBandVariants(t *testing.T) {
+	for _, wide := range []bool{false, true} {
+		r, err := New(Config{DataDir: t.TempDir(), MaxDecoders: 1, WideBand: wide, NoCallerCorpus: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(r.cur.Load().dict)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for w, vs := range phoneBandVariants {
+			for _, v := range vs {
+				re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(w) + `(\(\d+\))? ` + regexp.QuoteMeta(v) + `$`)
+				if got := re.Match(data); got == wide {
+					t.Errorf("wide band %v: %s %q in dictionary: %v", wide, w, v, got)
+				}
+			}
+		}
+	}
 }

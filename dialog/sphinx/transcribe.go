@@ -191,7 +191,7 @@ func flatness(pcm []int16) float64 {
 				x[i] = complex(float64(pcm[off+i])*w, 0)
 			}
 		}
-		fft(x[:], tw[:], false)
+		fft(x[:], tw[:])
 		var lg, ar float64
 		for k := lo; k <= hi; k++ {
 			p := real(x[k])*real(x[k]) + imag(x[k])*imag(x[k]) + 1e-9
