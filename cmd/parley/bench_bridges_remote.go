@@ -128,6 +128,12 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	serverPID := o.serverPID
 	if srv != nil {
 		serverPID = srv.Process.Pid
+	} else if serverPID > 0 {
+		// A wrapper's pid (timeout, nice, a shell) would measure the wrapper.
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", serverPID))
+		if args := bytes.Split(cmdline, []byte{0}); err != nil || len(args) < 2 || string(args[1]) != "serve" {
+			fmt.Fprintf(stderr, "bench bridges: --server-pid %d does not look like `parley serve` (%q); its figures may be a wrapper's\n", serverPID, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		}
 	}
 	if o.nice > 0 {
 		if err := reniceSelf(o.nice); err != nil {
