@@ -333,7 +333,9 @@ func nonNil(s []string) []string {
 }
 
 // SignOut takes the agent off the desk; an offer waiting for them goes to
-// the next agent, a call they are on is not touched.
+// the next agent, a call they are on is not touched. An agent whose
+// console has meanwhile reconnected to another node stays: that node
+// signs them out when their console leaves it.
 func (d *Desk) SignOut(id string) {
 	ctx, cancel := bg()
 	defer cancel()
@@ -341,6 +343,13 @@ func (d *Desk) SignOut(id string) {
 		a, ok, err := lockAgent(ctx, tx, id)
 		if err != nil || !ok {
 			return err
+		}
+		var node string
+		if err := tx.QueryRow(ctx, `SELECT node FROM desk_agents WHERE id = $1`, id).Scan(&node); err != nil {
+			return err
+		}
+		if node != d.bus.node {
+			return nil
 		}
 		if a.State == escalation.AgentOffered {
 			if err := d.withdraw(ctx, tx, emit, a.CallID, id, "signed_out", false); err != nil {

@@ -290,3 +290,26 @@ func benchNodes(b *testing.B, n int) ([]*Store, []*Bus) {
 	}
 	return stores, buses
 }
+
+// A console that moved to another node is not signed out by the node it
+// left (whose grace period for the closed stream ends later).
+func TestSignOutByTheNodeAnAgentLeftKeepsThem(t *testing.T) {
+	stores, buses := nodes(t, 2)
+	a := stores[0].NewDesk(buses[0], escalation.DeskOptions{}, nil)
+	t.Cleanup(a.Close)
+	b := stores[1].NewDesk(buses[1], escalation.DeskOptions{}, nil)
+	t.Cleanup(b.Close)
+	a.SignIn("mv", "Mover", nil)
+	if err := a.SetState("mv", escalation.AgentAvailable); err != nil {
+		t.Fatal(err)
+	}
+	b.SignIn("mv", "Mover", nil) // the console reconnected to node B
+	a.SignOut("mv")              // node A's grace for the old stream ends
+	if ag, ok := b.Agent("mv"); !ok || ag.State != escalation.AgentAvailable {
+		t.Fatalf("after the old node signed them out: %+v %v", ag, ok)
+	}
+	b.SignOut("mv")
+	if _, ok := b.Agent("mv"); ok {
+		t.Fatal("the node the agent is on could not sign them out")
+	}
+}
