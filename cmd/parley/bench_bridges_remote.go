@@ -646,7 +646,7 @@ func (a *consoleAgent) do(ctx context.Context, method, path string, body []byte,
 		return 0, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20)) // the live view of hundreds of calls is megabytes
 	if err != nil {
 		return resp.StatusCode, err
 	}
