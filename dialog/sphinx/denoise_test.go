@@ -181,3 +181,28 @@ func TestPadWithLineNoise(t *testing.T) {
 		t.Errorf("clean recording padded with noise (lead power %.0f)", lead(clean))
 	}
 }
+
+// TestTrimKeepsWeakSpeechInNoise: trimming keeps a weak word that stands
+// 12 dB over the line noise before the loud part of the speech.
+func TestTrimKeepsWeakSpeechInNoise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const noise = 300.0
+	// 0.5 s noise, 0.3 s weak tone (12 dB over the noise), 0.2 s noise, 1 s loud tone, 0.5 s noise.
+	pcm := make([]int16, 40000)
+	for i := range pcm {
+		v := rng.NormFloat64() * noise
+		switch {
+		case i >= 8000 && i < 12800:
+			v += noise * 4 * math.Sqrt2 * math.Sin(2*math.Pi*250*float64(i)/16000)
+		case i >= 16000 && i < 32000:
+			v += 8000 * math.Sin(2*math.Pi*300*float64(i)/16000)
+		}
+		pcm[i] = clip16(v)
+	}
+	out := prepareUtterance(pcm)
+	// The weak tone starts 0.5 s in: with it kept, the output starts at
+	// most the 0.2 s margin before it, so it is longer than 1.9 s.
+	if len(out) < 30400 {
+		t.Fatalf("trimmed to %d samples: the weak speech was cut", len(out))
+	}
+}

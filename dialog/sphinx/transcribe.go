@@ -49,8 +49,9 @@ func (r *Recognizer) TranscribePCM(ctx context.Context, pcm []int16, rate int, m
 }
 
 // prepareUtterance trims leading and trailing silence (keeping a margin and
-// adding silence when the recording starts or ends right on the speech, as
-// the decoder needs a little context at both ends) and scales the level so
+// adding some when the recording starts or ends right on the speech, as
+// the decoder needs a little context at both ends: the recording's own line
+// noise when it has some, else digital silence) and scales the level so
 // quiet and loud recordings reach the decoder alike. It returns a new slice.
 func prepareUtterance(pcm []int16) []int16 {
 	if len(pcm) == 0 {
@@ -58,6 +59,7 @@ func prepareUtterance(pcm []int16) []int16 {
 	}
 	nf := len(pcm) / trimFrame
 	first, last := 0, len(pcm)
+	bg := lineNoise(pcm)
 	if nf >= 3 {
 		en := make([]float64, nf)
 		for f := range en {
@@ -71,8 +73,17 @@ func prepareUtterance(pcm []int16) []int16 {
 		sort.Float64s(sorted)
 		floor := sorted[nf/10]
 		peak := sorted[nf-1]
-		// Speech: 18 dB over the noise floor and within 35 dB of the loudest frame.
-		thr := math.Max(floor*63, peak/3162)
+		// Speech: 18 dB over the noise floor (9 dB over line noise) and
+		// within 35 dB of the loudest frame. In 15 dB white noise only loud
+		// vowels stand 18 dB over the floor, and trimming there cut whole
+		// weak words at the ends of the speech: WER 42-46 % against 34-38 %
+		// with 9 dB (6 dB: 36 %). On the recorded digits, whose quietest
+		// frames are their own speech, 9 dB lost a point.
+		over := 63.0
+		if bg != nil {
+			over = 8
+		}
+		thr := math.Max(floor*over, peak/3162)
 		fs, fe := -1, -1
 		for f, e := range en {
 			if e > thr {
@@ -103,7 +114,7 @@ func prepareUtterance(pcm []int16) []int16 {
 		out[padStart+i] = clip16(float64(v) * gain)
 	}
 	if padStart > 0 || padEnd > 0 {
-		if bg := lineNoise(pcm); len(bg) > 0 {
+		if len(bg) > 0 {
 			for i := 0; i < padStart; i++ {
 				out[i] = clip16(float64(bg[i%len(bg)]) * gain)
 			}
