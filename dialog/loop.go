@@ -55,6 +55,10 @@ type utterance struct {
 	tainted   bool // it overlaps a key press (the key's tone)
 	nextCheck int  // frame count of the next partial-hypothesis check (barge-in)
 	nextEarly int  // frame count of the next partial-hypothesis check (early end of turn)
+	// turnFrames counts the speech frames of the whole caller turn, the
+	// earlier parts it continues included: MaxUtterance bounds the turn,
+	// so a caller who talks on with only short pauses still gets answered.
+	turnFrames int
 	// prev is the earlier part of the same caller turn, ended early and
 	// merged back when the caller went on speaking; its transcript comes
 	// before this one's.
@@ -103,13 +107,16 @@ type loop struct {
 	running    bool // a turn goroutine is out
 	turnCancel context.CancelFunc
 	curJob     *turnJob // what the running turn answers
-	pending    *turnJob // a caller turn waiting for the cancelled turn to return
-	aiNum      int
-	noInputs   int
-	ending     Reason // end the call once the current reply has played
-	closing    bool
-	startedAt  time.Time
-	state      State
+	// pending holds the caller turns waiting for the running turn to
+	// return, oldest first. None is dropped: each reaches the
+	// conversation in order (a key press is never lost to later speech).
+	pending   []*turnJob
+	aiNum     int
+	noInputs  int
+	ending    Reason // end the call once the current reply has played
+	closing   bool
+	startedAt time.Time
+	state     State
 
 	filler []int16 // leg-rate audio of Config.Filler, once the greeting made it
 
@@ -282,12 +289,12 @@ func (l *loop) run() (Outcome, error) {
 		}
 		// The call ends once the last reply has played and the caller is
 		// not in the middle of saying or keying something.
-		if l.ending != "" && s.cur == nil && !l.running && l.pending == nil && !l.inUtt && !l.ep.IsSpeechFrame() && len(l.digits) == 0 {
+		if l.ending != "" && s.cur == nil && !l.running && len(l.pending) == 0 && !l.inUtt && !l.ep.IsSpeechFrame() && len(l.digits) == 0 {
 			return l.end(l.ending), nil
 		}
 		// A hand-off does not wait for the caller to stop talking: what
 		// they say next is for the person they are handed to.
-		if l.ending == ReasonHandOff && s.cur == nil && !l.running && l.pending == nil {
+		if l.ending == ReasonHandOff && s.cur == nil && !l.running && len(l.pending) == 0 {
 			return l.end(l.ending), nil
 		}
 	}
@@ -317,7 +324,9 @@ func (l *loop) stop() {
 		l.turnCancel()
 		l.onTurnDone(<-l.s.doneCh)
 	}
-	l.pending.close()
+	for _, job := range l.pending {
+		job.close()
+	}
 	l.pending = nil
 	l.early = nil
 	if l.inUtt {
@@ -382,7 +391,8 @@ func (l *loop) onFrame(now time.Time) {
 		}
 		l.feed(f)
 		l.utt.frames++
-		if time.Duration(l.utt.frames)*media.FrameDuration >= l.s.cfg.MaxUtterance {
+		l.utt.turnFrames++
+		if time.Duration(l.utt.turnFrames)*media.FrameDuration >= l.s.cfg.MaxUtterance {
 			l.ep.Reset()
 			l.speechEnd(now, false)
 			return
@@ -466,11 +476,11 @@ func (l *loop) resume(e *earlyEnd, now time.Time) bool {
 	s := l.s
 	job := e.job
 	switch {
-	case l.pending == job:
-		l.pending = nil
+	case len(l.pending) > 0 && l.pending[len(l.pending)-1] == job:
+		l.pending = l.pending[:len(l.pending)-1]
 		l.utt = utterance{
 			stream: job.stream, cancel: job.cancel, err: job.startErr, mode: job.mode,
-			start: job.start, bargedIn: job.bargedIn, prev: job.prev,
+			start: job.start, bargedIn: job.bargedIn, prev: job.prev, turnFrames: job.frames,
 		}
 		job.stream, job.cancel = nil, nil
 		l.inUtt = true
@@ -492,7 +502,7 @@ func (l *loop) resume(e *earlyEnd, now time.Time) bool {
 		job.keepText.Store(true)
 		l.turnCancel()
 		l.fillerTimer.Stop()
-		l.utt = utterance{mode: job.mode, start: job.start, bargedIn: job.bargedIn, prev: job}
+		l.utt = utterance{mode: job.mode, start: job.start, bargedIn: job.bargedIn, prev: job, turnFrames: job.frames}
 		l.inUtt = true
 		l.openStream()
 	default:
@@ -607,6 +617,7 @@ func (l *loop) speechEnd(now time.Time, early bool) {
 	job := &turnJob{
 		kind: jobSpeech, stream: u.stream, cancel: u.cancel, startErr: u.err, mode: u.mode,
 		start: u.start, end: now, endOfSpeech: l.lastVoice, bargedIn: u.bargedIn, prev: u.prev,
+		frames: u.turnFrames,
 	}
 	if job.endOfSpeech.Before(job.start) {
 		job.endOfSpeech = now
@@ -627,7 +638,7 @@ func (l *loop) speechEnd(now time.Time, early bool) {
 		job.ignoreBackchannel = true
 	}
 	l.submit(job)
-	if early && (l.pending == job || (l.running && l.curJob == job)) {
+	if early && ((len(l.pending) > 0 && l.pending[len(l.pending)-1] == job) || (l.running && l.curJob == job)) {
 		l.early = &earlyEnd{job: job, lastFrame: l.lastVoiceFrame, window: int64(l.ep.EndSilence() / media.FrameDuration)}
 	}
 }
@@ -642,7 +653,10 @@ func (l *loop) bargeIn(why string) {
 	if ai == nil || ai.cleared {
 		return
 	}
-	if l.running {
+	// A keypad turn is not cancelled: the cleared reply stops at its next
+	// sentence, but the conversation still gets the keys (a responder may
+	// drop an input whose context is already cancelled).
+	if l.running && l.curJob.kind != jobDTMF {
 		l.turnCancel()
 	}
 	s.mu.Lock()
@@ -686,8 +700,7 @@ func (l *loop) submit(job *turnJob) {
 		l.bargeIn("turn")
 	}
 	if l.running {
-		l.pending.close()
-		l.pending = job
+		l.pending = append(l.pending, job)
 		return
 	}
 	l.startTurn(job)
@@ -752,7 +765,7 @@ func (l *loop) onTurnDone(d turnDone) {
 		s.mu.Lock()
 		s.cur = nil
 		s.mu.Unlock()
-		if job.bargedIn && l.pending == nil && !l.closing && l.ending == "" {
+		if job.bargedIn && len(l.pending) == 0 && !l.closing && l.ending == "" {
 			// The AI stopped for this sound; say so rather than leave dead air.
 			l.startTurn(&turnJob{kind: jobSay, text: s.cfg.NotUnderstood})
 			return
@@ -764,11 +777,14 @@ func (l *loop) onTurnDone(d turnDone) {
 	if job.kind != jobGreeting && job.kind != jobSay {
 		l.recordCaller(d, now)
 	}
+	// A reply cleared by a barge-in was interrupted even when its turn was
+	// left to finish (a keypad turn).
+	interrupted := d.interrupted || ai.cleared
 	if d.responded {
 		res := d.result
 		l.expect = res.Expect
 		l.ep.SetEndSilence(s.cfg.endSilence(res.Expect))
-		if job.kind == jobSilence && !d.interrupted {
+		if job.kind == jobSilence && !interrupted {
 			l.noInputs++
 			if l.noInputs >= s.cfg.MaxNoInput && l.ending == "" {
 				l.ending = ReasonNoInput
@@ -776,7 +792,7 @@ func (l *loop) onTurnDone(d turnDone) {
 		} else {
 			l.noInputs = 0
 		}
-		if res.EndCall && !d.interrupted {
+		if res.EndCall && !interrupted {
 			l.ending = ReasonAIEnded
 		}
 		if h := s.hooks.OnResult; h != nil && ai.caller != nil && ai.caller.Signals != nil && !l.closing {
@@ -786,6 +802,10 @@ func (l *loop) onTurnDone(d turnDone) {
 		}
 	}
 	ai.fromConv = d.responded || (job.kind == jobGreeting && d.nluErr == nil)
+	if len(l.pending) > 0 && !l.closing && l.ending != ReasonHandOff {
+		// A later caller turn is waiting: it interrupts this reply.
+		l.bargeIn("turn")
+	}
 	if ai.cleared || l.closing {
 		l.finishAITurn(now)
 		if !l.closing {
@@ -827,8 +847,10 @@ func (l *loop) next() {
 	if l.closing {
 		return
 	}
-	if job := l.pending; job != nil {
-		l.pending = nil
+	if len(l.pending) > 0 {
+		job := l.pending[0]
+		l.pending[0] = nil
+		l.pending = l.pending[1:]
 		l.startTurn(job)
 		return
 	}

@@ -43,7 +43,8 @@ type Config struct {
 	// BargeInMinSpeech is the sustained speech over the AI that counts as a
 	// barge-in; shorter blips and backchannels do not interrupt (300 ms).
 	BargeInMinSpeech time.Duration
-	// MaxUtterance forces the end of a caller turn that goes on longer (20 s).
+	// MaxUtterance forces the end of a caller turn that goes on longer (20 s):
+	// its speech in all, the parts continued after an early end included.
 	MaxUtterance time.Duration
 	// PreRoll is the audio kept from before the detected speech start and
 	// fed to the recognizer, so first syllables are not lost (300 ms).

@@ -903,3 +903,122 @@ func TestHangupSeenAfterAFailedWriteIsAHangup(t *testing.T) {
 		t.Fatalf("outcome %+v, %v; want caller_hangup", out, err)
 	}
 }
+
+// babble is a caller who talks on and on with only micro-pauses: bursts of
+// speech separated by pauses longer than EarlyEndSilence and shorter than
+// EndSilence.
+func babble(bursts, speechMS, pauseMS int) []step {
+	var s []step
+	for range bursts {
+		s = append(s, speak(speechMS), pause(pauseMS))
+	}
+	return s
+}
+
+// seen counts the events of kind the session reported so far.
+func (h *harness) seen(kind EventKind) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, e := range h.events {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// sameText gives n streams the same transcript.
+func sameText(n int, text string) []fakeResult {
+	r := make([]fakeResult, n)
+	for i := range r {
+		r[i] = fakeResult{text: text, conf: 0.8}
+	}
+	return r
+}
+
+// The '0' pressed during a greeting whose synthesis is stuck waits for
+// that turn to return; the caller then talks without real pauses, and a
+// part of their speech that ended early (a complete-looking hypothesis at
+// a micro-pause) waits behind it too. The key press must still reach the
+// conversation (the hand-off it asks for ends the session) and the words
+// must be recorded.
+func TestKeyDuringStuckGreetingSurvivesSpeechThatEndsEarly(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Thanks for calling.", "How can I help you today?"},
+		replies:  []reply{{say: []string{"Connecting you."}, result: Result{Confidence: 1}}},
+	}
+	tr := &fakeTranscriber{partial: "I need to talk to someone", results: sameText(100, "I need to talk to someone")}
+	gate := make(chan struct{})
+	var h *harness
+	script := []step{pause(200), key('0'), pause(600)}
+	script = append(script, babble(2, 800, 400)...)
+	// The greeting is still stuck once the caller's first words ended
+	// early and were continued (a second speech start).
+	script = append(script, waitFor("speech continued after an early end", func(*fakeLeg) bool {
+		return h.seen(EventSpeechStart) >= 2
+	}), step{do: func(parley.LegHandler) { close(gate) }})
+	script = append(script, babble(12, 800, 400)...)
+	leg := newFakeLeg(append(script, step{hangup: true})...)
+	h = newHarness(t, Config{InterDigitTimeout: 300 * time.Millisecond}, leg, tr, conv)
+	h.syn.onCall = func(text string) {
+		if text == "How can I help you today?" {
+			<-gate // synthesis that does not look at its context
+		}
+	}
+	// Only the '0' asks for a person (as the server's router decides).
+	h.sess.hooks.OnResult = func(r Result, s parley.Signals) Action {
+		if s.AskedForHuman {
+			return ActionHandOff
+		}
+		return ActionContinue
+	}
+	out, err := h.run()
+	inputs, _, _, _ := conv.snapshot()
+	if err != nil || out.Reason != ReasonHandOff {
+		t.Fatalf("outcome %+v, %v; inputs %+v; turns %q", out, err, inputs, speakers(h.sess.Turns()))
+	}
+	if len(inputs) == 0 || inputs[0].Kind != InputDTMF || inputs[0].Digits != "0" {
+		t.Errorf("the key press did not reach the conversation first: %+v", inputs)
+	}
+	got := speakers(h.sess.Turns())
+	if !strings.Contains(got, "caller:#0") || !strings.Contains(got, "caller:I need to talk to someone") {
+		t.Errorf("turns %q; want the key and the caller's words", got)
+	}
+}
+
+// A caller who talks on with only micro-pauses, each ending their words
+// early (a complete-looking hypothesis) and continuing them before the
+// slow reply is heard, still gets turns: MaxUtterance bounds the whole
+// caller turn, its continued parts included, so the conversation hears
+// the caller and the words are recorded rather than merged forever.
+func TestCallerTalkingWithoutPauseStillGetsTurns(t *testing.T) {
+	conv := &fakeConv{greeting: []string{"Hi."}}
+	tr := &fakeTranscriber{partial: "I need help", results: sameText(200, "I need help")}
+	script := []step{markEchoed("1.1")}
+	script = append(script, babble(14, 700, 400)...)
+	// Recorded while the caller is still talking.
+	callerTurns := -1
+	var h *harness
+	script = append(script, step{do: func(parley.LegHandler) {
+		callerTurns = 0
+		for _, tn := range h.sess.Turns() {
+			if tn.Speaker == parley.SpeakerCaller {
+				callerTurns++
+			}
+		}
+	}}, step{hangup: true})
+	leg := newFakeLeg(script...)
+	h = newHarness(t, Config{MaxUtterance: 3 * time.Second}, leg, tr, conv)
+	h.syn.onCall = func(text string) {
+		if text == "I am not sure." {
+			time.Sleep(time.Second) // a starved synthesizer: no audio before the caller goes on
+		}
+	}
+	if _, err := h.run(); err != nil {
+		t.Fatal(err)
+	}
+	if callerTurns < 2 {
+		t.Errorf("%d caller turns recorded in 15 s of speech with MaxUtterance 3 s: %q", callerTurns, speakers(h.sess.Turns()))
+	}
+}

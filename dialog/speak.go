@@ -48,6 +48,9 @@ type turnJob struct {
 	// transcript is what the turn recognized, kept for a continuation
 	// (dialog loop only, set when the merged turn returned).
 	transcript Transcript
+	// frames counts the turn's speech frames, earlier parts included
+	// (jobSpeech; dialog loop only), for MaxUtterance.
+	frames int
 
 	start, end, endOfSpeech time.Time
 }
@@ -176,10 +179,10 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 			_ = sp.say(s.cfg.NotUnderstood)
 			return
 		}
-		if ctx.Err() != nil && !job.keepText.Load() {
-			job.close()
-			return
-		}
+		// The words are recognized even when a later caller turn already
+		// cancelled this one: they are the caller's and are recorded,
+		// though not answered.
+		cancelled := ctx.Err() != nil && !job.keepText.Load()
 		tr, err := job.stream.Finish()
 		job.stream = nil
 		if err == nil && job.prev != nil {
@@ -187,6 +190,12 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 		}
 		if job.keepText.Load() {
 			d.transcript = tr // merged into the continuation: no reply
+			return
+		}
+		if cancelled {
+			if err == nil {
+				d.transcript = tr
+			}
 			return
 		}
 		if err != nil {
