@@ -379,8 +379,12 @@ type fakeTranscriber struct {
 	// partials, when set, gives each stream (in the order they start) its
 	// own partial hypothesis; "" means the stream has no Partial.
 	partials []string
+	// freeStarts, when > 0, is how many Start calls find a decoder; later
+	// ones wait for their context (the shared pool ran dry).
+	freeStarts int
 
 	mu       sync.Mutex
+	calls    int // Start calls
 	starts   int // streams started
 	n        int
 	samples  []int // per finished stream
@@ -405,6 +409,13 @@ func (f *fakeTranscriber) Start(ctx context.Context, mode Mode) (TranscribeStrea
 	var r fakeResult
 	if f.n < len(f.results) {
 		r = f.results[f.n]
+	}
+	f.calls++
+	if f.freeStarts > 0 && f.calls > f.freeStarts {
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		return nil, ctx.Err()
 	}
 	if r.block {
 		f.n++

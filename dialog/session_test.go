@@ -1022,3 +1022,31 @@ func TestCallerTalkingWithoutPauseStillGetsTurns(t *testing.T) {
 		t.Errorf("%d caller turns recorded in 15 s of speech with MaxUtterance 3 s: %q", callerTurns, speakers(h.sess.Turns()))
 	}
 }
+
+// A caller continues words that ended early while no decoder is free for
+// the continuation (the pool ran dry): the words already recognized are
+// still the caller's turn, recorded and answered, not an "I did not
+// understand".
+func TestContinuationWithoutDecoderKeepsTheEarlierWords(t *testing.T) {
+	// The first reply is dropped when the caller goes on (merged turn).
+	answer := reply{say: []string{"Sure, your balance."}, result: Result{EndCall: true}}
+	conv := &fakeConv{greeting: []string{"Hi."}, replies: []reply{answer, answer}}
+	tr := &fakeTranscriber{partial: "my balance please", results: sameText(10, "my balance please"), freeStarts: 1}
+	leg := newFakeLeg(markEchoed("1.1"), speak(800), pause(400), speak(1500), pause(8000), step{hangup: true})
+	h := newHarness(t, Config{}, leg, tr, conv)
+	h.syn.onCall = func(text string) {
+		if text == "Sure, your balance." {
+			time.Sleep(time.Second) // no audio before the caller goes on
+		}
+	}
+	if out, err := h.run(); err != nil || out.Reason != ReasonAIEnded {
+		t.Fatalf("outcome %+v, %v; turns %q", out, err, speakers(h.sess.Turns()))
+	}
+	got := speakers(h.sess.Turns())
+	if !strings.Contains(got, "caller:my balance please") || strings.Contains(got, "ai:"+DefaultNotUnderstood) {
+		t.Errorf("turns %q; want the earlier words answered", got)
+	}
+	if inputs, _, _, _ := conv.snapshot(); len(inputs) == 0 || inputs[len(inputs)-1].Text != "my balance please" {
+		t.Errorf("inputs %+v", inputs)
+	}
+}

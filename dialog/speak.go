@@ -174,28 +174,36 @@ func (s *Session) runTurn(ctx context.Context, conv Conversation, job *turnJob, 
 			d.filler = sp.render(s.cfg.Filler)
 		}
 	case jobSpeech:
-		if job.stream == nil {
+		var tr Transcript
+		var err error
+		switch {
+		case job.stream != nil:
+			// The words are recognized even when a later caller turn
+			// already cancelled this one: they are the caller's and are
+			// recorded, though not answered.
+			cancelled := ctx.Err() != nil && !job.keepText.Load()
+			tr, err = job.stream.Finish()
+			job.stream = nil
+			if err == nil && job.prev != nil {
+				tr = joinTranscripts(job.prev.transcript, tr)
+			}
+			if cancelled && !job.keepText.Load() {
+				if err == nil {
+					d.transcript = tr
+				}
+				return
+			}
+		case job.prev != nil && !isBlank(job.prev.transcript.Text):
+			// No recognizer for the continuation (none free): the words of
+			// the earlier part are the turn.
+			tr = job.prev.transcript
+		default:
 			d.asrErr = job.startErr
 			_ = sp.say(s.cfg.NotUnderstood)
 			return
 		}
-		// The words are recognized even when a later caller turn already
-		// cancelled this one: they are the caller's and are recorded,
-		// though not answered.
-		cancelled := ctx.Err() != nil && !job.keepText.Load()
-		tr, err := job.stream.Finish()
-		job.stream = nil
-		if err == nil && job.prev != nil {
-			tr = joinTranscripts(job.prev.transcript, tr)
-		}
 		if job.keepText.Load() {
 			d.transcript = tr // merged into the continuation: no reply
-			return
-		}
-		if cancelled {
-			if err == nil {
-				d.transcript = tr
-			}
 			return
 		}
 		if err != nil {
