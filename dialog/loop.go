@@ -852,6 +852,11 @@ func (l *loop) next() {
 		l.pending[0] = nil
 		l.pending = l.pending[1:]
 		l.startTurn(job)
+		if l.ending == ReasonHandOff {
+			// The caller is being handed off: what they said meanwhile is
+			// recorded, not answered after the transfer announcement.
+			l.turnCancel()
+		}
 		return
 	}
 	l.resumeListening()

@@ -985,6 +985,9 @@ func TestKeyDuringStuckGreetingSurvivesSpeechThatEndsEarly(t *testing.T) {
 	if !strings.Contains(got, "caller:#0") || !strings.Contains(got, "caller:I need to talk to someone") {
 		t.Errorf("turns %q; want the key and the caller's words", got)
 	}
+	if strings.Contains(got, "ai:I am not sure.") {
+		t.Errorf("turns %q; the AI answered after the transfer announcement", got)
+	}
 }
 
 // A caller who talks on with only micro-pauses, each ending their words
