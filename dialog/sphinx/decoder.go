@@ -198,11 +198,13 @@ func (d *decoder) setSearch(name string) error {
 // starts from that fixed value, and the mean the decoder adapted to so far
 // is put back when the utterance ends; with nil it goes on adapting.
 //
-// Adapting helps open speech: on a noisy line the mean moves toward the
-// noisy signal (15 dB noise: 65 % WER adapting, 74 % restarting each
-// utterance). Short digit answers do better from the fixed phone mean,
-// because the adapted one drifts with whatever the pooled decoder heard
-// last (recorded digits: 62 % adapting, 72 % fixed).
+// The recognizer starts every utterance from the fixed phone mean: the
+// adapted one drifts with whatever the pooled decoder heard last, another
+// call included (recorded digits: 62 % adapting, 72 % fixed; a burst of
+// babbling callers garbled the next caller's first words). Carrying the
+// mean across utterances helped noisy open speech a little (15 dB default
+// test set: 27.8 % WER adapting, 31.9 % fixed); doing that per call, not
+// per pooled decoder, would need the call's identity in the stream.
 func (d *decoder) start(cmn []float32) error {
 	if len(cmn) == 13 {
 		if !d.restore && C.parley_ps_get_cmn(d.ps, (*C.mfcc_t)(unsafe.Pointer(&d.saved[0]))) != 0 {

@@ -159,12 +159,15 @@ func New(cfg Config) (*Recognizer, error) {
 		return nil, err
 	}
 	fe := defaultFrontEnd(cfg.NoiseReduction)
-	// Open speech starts from CMNInit once (feat.params) and then adapts
-	// from utterance to utterance; digits start from it every time
-	// (decoder.start).
+	// Every utterance starts from CMNInit (decoder.start) and adapts
+	// within itself. Decoders are pooled across calls: a mean carried from
+	// utterance to utterance is whatever the decoder heard last — another
+	// caller, an agent, a noisy line — and garbled the next caller's first
+	// words (after a burst of babbling test callers, "i want to speak to an
+	// agent" came out as "i want to do you need the").
 	r := &Recognizer{
 		cfg:    cfg,
-		open:   modeTuning{fe: fe},
+		open:   modeTuning{fe: fe, cmn: cmn},
 		digits: modeTuning{fe: fe, cmn: cmn},
 		sem:    make(chan struct{}, cfg.MaxDecoders),
 		done:   make(chan struct{}),
