@@ -233,11 +233,26 @@ func (l *Leg) Run(ctx context.Context, h parley.LegHandler) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("twilio: Run called twice")
 	}
+	// Ending ctx unblocks the read below. The deadline must never be set
+	// after Run returned: the server releases the connection then, and a
+	// late SetReadDeadline from the AfterFunc goroutine would touch a freed
+	// connection (seen as a crash when a call's context ended just as its
+	// stream closed).
+	var deadlineMu sync.Mutex
+	returned := false
 	stop := context.AfterFunc(ctx, func() {
-		// Unblocks the read below; the leg is finished after this.
-		_ = l.conn.SetReadDeadline(time.Now())
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		if !returned {
+			_ = l.conn.SetReadDeadline(time.Now())
+		}
 	})
-	defer stop()
+	defer func() {
+		stop()
+		deadlineMu.Lock()
+		returned = true
+		deadlineMu.Unlock()
+	}()
 	for {
 		data, text, err := l.readMessage()
 		if err != nil {
