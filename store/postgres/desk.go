@@ -42,9 +42,10 @@ type Desk struct {
 	handleN int
 	handle  time.Duration
 
-	rmu        sync.Mutex // one reload at a time
-	want, have uint64     // reloads asked for / done (want counts under rmu's guard below)
-	wantMu     sync.Mutex
+	rmu    sync.Mutex // one reload at a time; guards have
+	have   uint64     // the reload request the copy is current with
+	wantMu sync.Mutex // guards want
+	want   uint64     // reload requests so far
 
 	events chan []escalation.DeskEvent
 	stop   context.CancelFunc
@@ -222,7 +223,7 @@ func (d *Desk) tx(ctx context.Context, fn func(tx pgx.Tx, emit func(escalation.D
 	}
 }
 
-// ctx is the context of the desk's own calls (the Router interface has none).
+// bg is the context of the desk's own calls (the Router interface has none).
 func bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 10*time.Second)
 }

@@ -17,7 +17,7 @@ import (
 
 // nodes opens n stores on one fresh database, each with its bus, as n
 // parley nodes would.
-func nodes(t *testing.T, n int) ([]*Store, []*Bus) {
+func nodes(t testing.TB, n int) ([]*Store, []*Bus) {
 	t.Helper()
 	url := freshDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -237,7 +237,7 @@ func TestReapTakesADeadNodeOffTheDesk(t *testing.T) {
 // desk: queued on node B, offered to an agent whose console is on node A
 // (seen in A's copy), accepted on A, finished and the agent available again.
 func BenchmarkDeskCrossNodeCycle(b *testing.B) {
-	stores, buses := benchNodes(b, 2)
+	stores, buses := nodes(b, 2)
 	a := stores[0].NewDesk(buses[0], escalation.DeskOptions{OfferTimeout: time.Minute}, nil)
 	defer a.Close()
 	bn := stores[1].NewDesk(buses[1], escalation.DeskOptions{OfferTimeout: time.Minute}, nil)
@@ -266,29 +266,6 @@ func BenchmarkDeskCrossNodeCycle(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// benchNodes is nodes for a benchmark.
-func benchNodes(b *testing.B, n int) ([]*Store, []*Bus) {
-	b.Helper()
-	url := freshDatabase(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var stores []*Store
-	var buses []*Bus
-	for i := range n {
-		s, err := Open(ctx, url)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bus, err := s.Bus(ctx, fmt.Sprintf("node-%c", 'a'+i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		stores, buses = append(stores, s), append(buses, bus)
-		b.Cleanup(func() { bus.Close(); s.Close() })
-	}
-	return stores, buses
 }
 
 // A console that moved to another node is not signed out by the node it
