@@ -125,7 +125,8 @@ type consoleClient struct {
 	client *http.Client
 	csrf   string
 	mu     sync.Mutex
-	events []string
+	raw    strings.Builder // every line the stream carried
+	events []string        // its data lines
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -160,11 +161,12 @@ func loginConsole(t *testing.T, base string, u parley.User) *consoleClient {
 		br := bufio.NewReader(resp.Body)
 		for {
 			line, err := br.ReadString('\n')
+			c.mu.Lock()
+			c.raw.WriteString(line)
 			if strings.HasPrefix(line, "data: ") {
-				c.mu.Lock()
 				c.events = append(c.events, strings.TrimPrefix(line, "data: "))
-				c.mu.Unlock()
 			}
+			c.mu.Unlock()
 			if err != nil {
 				return
 			}
@@ -182,7 +184,13 @@ func (c *consoleClient) close() {
 func (c *consoleClient) post(t *testing.T, path string, body any) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", c.base+path, strings.NewReader(string(b)))
+	return c.postRaw(t, path, string(b))
+}
+
+// postRaw sends body as it is, with the session's CSRF token.
+func (c *consoleClient) postRaw(t *testing.T, path, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", c.base+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(auth.CSRFHeader, c.csrf)
 	resp, err := c.client.Do(req)

@@ -8,19 +8,15 @@ package main
 // the caller); the agent hangs up and wraps up.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -336,81 +332,26 @@ func correlation(ref, got []int16) float64 {
 // outsider is a second agent's console over plain HTTP: logged in and
 // signed in (its event stream is open) but away, so no call is offered
 // to it. It keeps everything its stream carried.
-type outsider struct {
-	client *http.Client
-	csrf   string
-	mu     sync.Mutex
-	seen   strings.Builder
-	events int
-	done   chan struct{}
-	stop   context.CancelFunc
-}
+type outsider struct{ *consoleClient }
 
 func newOutsider(t *testing.T, u parley.User) *outsider {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	o := &outsider{client: &http.Client{Jar: jar}, done: make(chan struct{})}
-	resp, err := o.client.Post(testServer.url+"/api/login", "application/json",
-		strings.NewReader(fmt.Sprintf(`{"name":%q,"password":%q}`, u.Name, consolePassword)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var login struct{ CSRF string }
-	err = json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("outsider login: %d %v", resp.StatusCode, err)
-	}
-	o.csrf = login.CSRF
-	ctx, cancel := context.WithCancel(context.Background())
-	o.stop = cancel
-	req, _ := http.NewRequestWithContext(ctx, "GET", testServer.url+"/api/console/events", nil)
-	resp, err = o.client.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		cancel()
-		t.Fatalf("outsider event stream: %v %v", err, resp)
-	}
-	go func() {
-		defer close(o.done)
-		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		for {
-			line, err := br.ReadString('\n')
-			o.mu.Lock()
-			o.seen.WriteString(line)
-			if strings.HasPrefix(line, "data: ") {
-				o.events++
-			}
-			o.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { o.stop(); <-o.done })
-	return o
+	return &outsider{loginConsole(t, testServer.url, u)}
 }
 
 // post sends a state-changing request with the session's CSRF token.
 func (o *outsider) post(t *testing.T, path, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", testServer.url+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(auth.CSRFHeader, o.csrf)
-	resp, err := o.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, b := o.postRaw(t, path, body)
+	return code, string(b)
 }
 
-// stream is what the outsider's event stream carried so far.
+// stream is what the outsider's event stream carried so far and how many
+// events it held.
 func (o *outsider) stream() (string, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.seen.String(), o.events
+	return o.raw.String(), len(o.events)
 }
 
 func TestConsoleWarmTransferInBrowsers(t *testing.T) {
