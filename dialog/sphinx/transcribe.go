@@ -61,16 +61,7 @@ func prepareUtterance(pcm []int16) []int16 {
 	first, last := 0, len(pcm)
 	bg := lineNoise(pcm)
 	if nf >= 3 {
-		en := make([]float64, nf)
-		for f := range en {
-			var e float64
-			for _, v := range pcm[f*trimFrame : (f+1)*trimFrame] {
-				e += float64(v) * float64(v)
-			}
-			en[f] = e / trimFrame
-		}
-		sorted := append([]float64(nil), en...)
-		sort.Float64s(sorted)
+		en, sorted := frameEnergies(pcm, nf)
 		floor := sorted[nf/10]
 		peak := sorted[nf-1]
 		// Speech: 18 dB over the noise floor (9 dB over line noise) and
@@ -144,16 +135,7 @@ func lineNoise(pcm []int16) []int16 {
 	if nf < 3 {
 		return nil
 	}
-	en := make([]float64, nf)
-	for f := range en {
-		var e float64
-		for _, v := range pcm[f*trimFrame : (f+1)*trimFrame] {
-			e += float64(v) * float64(v)
-		}
-		en[f] = e / trimFrame
-	}
-	sorted := append([]float64(nil), en...)
-	sort.Float64s(sorted)
+	en, sorted := frameEnergies(pcm, nf)
 	floor := sorted[nf/10]
 	if floor < minLineNoise || sorted[nf-1] > 4000*floor {
 		return nil
@@ -217,4 +199,20 @@ func flatness(pcm []int16) float64 {
 		return 0
 	}
 	return sum / float64(frames)
+}
+
+// frameEnergies returns the mean energy of each of the nf trimFrame-long
+// frames of pcm, in order and sorted.
+func frameEnergies(pcm []int16, nf int) (en, sorted []float64) {
+	en = make([]float64, nf)
+	for f := range en {
+		var e float64
+		for _, v := range pcm[f*trimFrame : (f+1)*trimFrame] {
+			e += float64(v) * float64(v)
+		}
+		en[f] = e / trimFrame
+	}
+	sorted = append([]float64(nil), en...)
+	sort.Float64s(sorted)
+	return en, sorted
 }
