@@ -76,6 +76,9 @@ type WebRTC struct {
 	NATIPs   []string `yaml:"nat_ips"`
 	PortMin  uint16   `yaml:"port_min"`
 	PortMax  uint16   `yaml:"port_max"`
+	// Codecs is the audio codec preference, from "opus" and "pcmu"; an
+	// answer takes the first one the browser offers.
+	Codecs []string `yaml:"codecs"`
 }
 
 // Remote is an OpenAI-compatible provider for one stage. An empty BaseURL
@@ -367,6 +370,14 @@ func (c *Config) validate() error {
 	for _, ip := range c.WebRTC.NATIPs {
 		if net.ParseIP(ip) == nil {
 			return &KeyError{"webrtc.nat_ips", ip, "not an IP address"}
+		}
+	}
+	if len(c.WebRTC.Codecs) == 0 {
+		return &KeyError{"webrtc.codecs", "[]", "want at least one of opus, pcmu"}
+	}
+	for _, codec := range c.WebRTC.Codecs {
+		if codec != "opus" && codec != "pcmu" {
+			return &KeyError{"webrtc.codecs", codec, "want opus or pcmu"}
 		}
 	}
 	for _, r := range []struct {

@@ -23,6 +23,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Dialog.EndSilence != 700*time.Millisecond || c.Speech.Voice != "slt" {
 		t.Fatalf("dialog/speech defaults: %+v %+v", c.Dialog, c.Speech)
 	}
+	if strings.Join(c.WebRTC.Codecs, ",") != "opus,pcmu" {
+		t.Fatalf("webrtc codecs %v, want [opus pcmu]", c.WebRTC.Codecs)
+	}
 }
 
 func TestLoadFileThenEnv(t *testing.T) {
@@ -91,6 +94,8 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"decoders not a number", "", map[string]string{"PARLEY_STT_MAX_DECODERS": "many"}, "speech.max_decoders"},
 		{"decoders zero", "", map[string]string{"PARLEY_STT_MAX_DECODERS": "0"}, "speech.max_decoders"},
 		{"voice", "", map[string]string{"PARLEY_TTS_VOICE": "hal"}, "speech.voice"},
+		{"codec", "webrtc:\n  codecs: [opus, g722]\n", nil, "webrtc.codecs"},
+		{"no codec", "webrtc:\n  codecs: []\n", nil, "webrtc.codecs"},
 		{"duration range", "dialog:\n  end_silence: 10ms\n", nil, "dialog.end_silence"},
 		{"duration syntax", "dialog:\n  end_silence: soon\n", nil, "end_silence"},
 		{"unknown key", "listne: 1.2.3.4:5\n", nil, "listne"},

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 want=${1:-run}
-run_pkgs=(gcc pkg-config libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us flite1-dev)
+run_pkgs=(gcc pkg-config libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us flite1-dev libopus-dev libopusfile-dev)
 test_pkgs=(flite sox chromium)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

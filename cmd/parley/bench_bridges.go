@@ -28,6 +28,7 @@ import (
 type bridgeResult struct {
 	Mode          string  `json:"mode"`            // "in-process" or "remote" (the server in its own process)
 	Bridges       int     `json:"bridges"`         // caller-agent bridges asked for
+	Codec         string  `json:"codec"`           // the agents' WebRTC codec
 	Bridged       int     `json:"bridged"`         // that connected
 	Transcribed   bool    `json:"transcribed"`     // both sides recognized live
 	MeasuredS     float64 `json:"measured_s"`      // time all bridges ran together
@@ -118,12 +119,16 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	create := fs.Bool("create-agents", false, "--target: first create the missing agent accounts in the store the server's config names (--config, PARLEY_*)")
 	cfgPath := fs.String("config", "", "--target with --create-agents: the server's YAML configuration")
 	serverPID := fs.Int("server-pid", 0, "--target: read the server's CPU and memory from /proc/PID (default: its /metrics process figures)")
+	codec := fs.String("codec", mwebrtc.CodecOpus, "the agents' WebRTC audio codec: opus (as browsers negotiate with parley) or pcmu")
 	niceness := fs.Int("nice", 0, "--target/--spawn: lower this process's priority (the load) by this much, so the server keeps its clock")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 2000 || *dur <= 0 || *dur > time.Hour {
 		return errors.New("bench bridges: --bridges 1-2000 and --duration up to 1h")
+	}
+	if *codec != mwebrtc.CodecOpus && *codec != mwebrtc.CodecPCMU {
+		return errors.New("bench bridges: --codec opus or pcmu")
 	}
 	if *spawn || *target != "" {
 		switch {
@@ -139,7 +144,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 		return runBenchBridgesRemote(ctx, remoteBridgeOptions{
 			target: *target, spawn: *spawn, n: *n, dur: *dur, transcribe: *transcribe, token: *twToken,
 			prefix: *prefix, password: *password, create: *create, configPath: *cfgPath,
-			serverPID: *serverPID, nice: *niceness, cpuProfile: *cpuProfile, logLevel: *logLevel,
+			serverPID: *serverPID, nice: *niceness, cpuProfile: *cpuProfile, logLevel: *logLevel, codec: *codec,
 		}, stdout, stderr)
 	}
 	dir, err := os.MkdirTemp("", "parley-bench-bridges-")
@@ -187,7 +192,8 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 	}
-	b := &bridgeBench{sb: sb, speech: benchBabble(30*time.Second, 1), agents: map[string]*benchAgent{}, stderr: stderr}
+	b := &bridgeBench{sb: sb, speech: benchBabble(30*time.Second, 1), agents: map[string]*benchAgent{}, stderr: stderr,
+		peer: mwebrtc.Config{LoopbackOnly: true, Codecs: []string{*codec}}}
 	upd, unsub := sb.Subscribe(*n * 64)
 	defer unsub()
 	go b.acceptOffers(sctx, upd)
@@ -209,7 +215,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	for b.connected() < *n && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
 	}
-	res := &bridgeResult{Mode: "in-process", Bridges: *n, Bridged: b.connected(), Transcribed: *transcribe}
+	res := &bridgeResult{Mode: "in-process", Bridges: *n, Codec: *codec, Bridged: b.connected(), Transcribed: *transcribe}
 	if res.Bridged < *n {
 		for _, lc := range sb.Live().Calls {
 			if lc.Phase != switchboard.PhaseAgent {
@@ -294,6 +300,7 @@ type bridgeBench struct {
 	sb     *switchboard.Switchboard
 	speech []int16
 	stderr io.Writer
+	peer   mwebrtc.Config // the agents' WebRTC
 
 	mu     sync.Mutex
 	agents map[string]*benchAgent
@@ -326,7 +333,7 @@ func (b *bridgeBench) acceptOffers(ctx context.Context, upd <-chan switchboard.U
 }
 
 func (b *bridgeBench) accept(ctx context.Context, agentID, callID string) {
-	p, offer, err := mwebrtc.NewOffer(mwebrtc.Config{LoopbackOnly: true})
+	p, offer, err := mwebrtc.NewOffer(b.peer)
 	if err != nil {
 		fmt.Fprintf(b.stderr, "bench bridges: agent %s: %v\n", agentID, err)
 		return

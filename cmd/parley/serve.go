@@ -151,6 +151,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		NAT1To1IPs:   cfg.WebRTC.NATIPs,
 		PortMin:      cfg.WebRTC.PortMin,
 		PortMax:      cfg.WebRTC.PortMax,
+		Codecs:       cfg.WebRTC.Codecs,
 		Log:          log,
 	}
 	router, nodes, err := s.joinCluster(ctx)

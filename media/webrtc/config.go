@@ -3,15 +3,14 @@
 // one), carries one audio track each way as 20 ms 8 kHz PCM16 frames, and
 // carries data-channel messages (DTMF, hang-up) both ways.
 //
-// Codec decision: peers negotiate PCMU (G.711 μ-law, 8 kHz) only. Every
-// browser offers it; it needs no cgo; its 8 kHz is what the recognizer and
-// the Twilio path already use, so the call path is the same for phone and
-// browser callers. Opus would give 16-48 kHz audio but costs cgo libopus to
-// encode (gopkg.in/hraban/opus.v2 with libopus-dev), and the pure-Go
-// github.com/pion/opus decoder handles only SILK frames while Chromium sends
-// CELT and hybrid frames for speech at its default bitrate, so half of the
-// pair would still be missing. Revisit when parley carries wideband audio
-// end to end.
+// Codecs: Opus (preferred) and PCMU (G.711 μ-law), one negotiated per
+// peer. Everything behind the edge is 8 kHz PCM — the rate of the phone
+// network, the recognizer and the mixer — so Opus is coded narrowband
+// straight from and to 8 kHz by libopus (cgo, Debian's libopus-dev through
+// gopkg.in/hraban/opus.v2): no resampling, about a quarter of PCMU's bit
+// rate, libopus's packet-loss concealment for gaps and in-band FEC. The
+// pure-Go github.com/pion/opus decodes only SILK frames while Chromium sends
+// CELT and hybrid frames at its default bit rate, so it cannot stand in.
 //
 // Outbound RTP follows the wall clock: nothing is sent while the playout
 // has nothing to play (the browser's jitter buffer plays silence, as for
@@ -77,6 +76,10 @@ type Config struct {
 	// DropTimeout is how long a disconnected peer may take to come back
 	// before it is dropped (Done, Err wraps ErrDropped).
 	DropTimeout time.Duration
+	// Codecs is the audio codec preference, from CodecOpus and CodecPCMU
+	// (empty: DefaultCodecs). A peer answering an offer takes the first
+	// one the offer has; a peer making an offer offers only the first.
+	Codecs []string
 	// Log receives connection-level events (never per packet). The zero
 	// logger discards them.
 	Log zerolog.Logger
@@ -109,6 +112,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("webrtc: ice server %q: %w", u, err)
 		}
 	}
+	if err := validCodecs(c.Codecs); err != nil {
+		return err
+	}
 	for _, ip := range c.NAT1To1IPs {
 		if net.ParseIP(ip) == nil {
 			return fmt.Errorf("webrtc: nat 1:1 ip %q is not an ip address", ip)
@@ -117,16 +123,22 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// pcmuCodec is the one codec peers negotiate.
-var pcmuCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: SampleRate, Channels: 1}
+// codecs is c's codec preference.
+func (c Config) codecs() []string {
+	if len(c.Codecs) == 0 {
+		return DefaultCodecs
+	}
+	return c.Codecs
+}
 
-// api builds the pion API for one peer: PCMU only, RTCP reports, and the
-// network settings of c. It also returns the ICE mux to close with the
-// peer when c.Socket is set.
-func (c Config) api() (*webrtc.API, *ice.UDPMuxDefault, error) {
+// api builds the pion API for one peer: the one codec it speaks, RTCP
+// reports, and the network settings of c. It also returns the ICE mux to
+// close with the peer when c.Socket is set.
+func (c Config) api(codec string) (*webrtc.API, *ice.UDPMuxDefault, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: pcmuCodec, PayloadType: pcmuPayloadType}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, nil, fmt.Errorf("webrtc: register pcmu: %w", err)
+	capab, pt := capability(codec)
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: capab, PayloadType: webrtc.PayloadType(pt)}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, nil, fmt.Errorf("webrtc: register %s: %w", codec, err)
 	}
 	// Sender reports only: pion's receiver-report interceptor allocates
 	// twice per inbound packet (it parses every RTP header into a new

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,7 @@ type Stats struct {
 	DroppedIn        uint64 // frames dropped because the reader fell behind
 	LatePackets      uint64 // duplicate or reordered packets dropped
 	ConcealedSamples uint64 // silence inserted for gaps in the inbound stream
-	ForeignPackets   uint64 // inbound packets that were not PCMU
+	ForeignPackets   uint64 // inbound packets of another payload type, or undecodable
 	Messages         uint64 // data-channel messages delivered
 	DroppedMessages  uint64 // data-channel messages dropped (queue full or too large)
 }
@@ -52,7 +53,7 @@ type Stats struct {
 // Peer is one WebRTC connection with one audio track each way and any
 // number of data channels. Inbound audio arrives on Audio as 20 ms 8 kHz
 // frames from one pion reader goroutine; WriteFrame sends outbound frames
-// as PCMU RTP. Done closes when the connection ends for any reason; Close
+// as RTP of the negotiated codec (Codec). Done closes when the connection ends for any reason; Close
 // must be called in every case to release it.
 type Peer struct {
 	pc    *webrtc.PeerConnection
@@ -60,6 +61,7 @@ type Peer struct {
 	track *webrtc.TrackLocalStaticRTP
 	cfg   Config
 	log   zerolog.Logger
+	codec string
 
 	audio chan []int16
 	free  chan []int16
@@ -98,16 +100,23 @@ type dataChannel struct {
 }
 
 // NewPeer answers a browser's offer: it checks the offer (ErrBadOffer),
-// negotiates PCMU audio both ways and the offer's data channels, gathers
-// every candidate and returns the complete answer (non-trickle ICE).
+// negotiates audio both ways in the first codec of cfg.Codecs the offer
+// has, and the offer's data channels, gathers every candidate and returns
+// the complete answer (non-trickle ICE).
 func NewPeer(cfg Config, offerSDP string) (*Peer, string, error) {
-	if err := CheckOffer(offerSDP); err != nil {
+	offered, err := offeredCodecs(offerSDP)
+	codec := pickCodec(cfg.codecs(), offered)
+	if err == nil && codec == "" {
+		err = fmt.Errorf("%w: audio offers %s, parley is configured for %s", ErrBadOffer,
+			strings.Join(offered, ", "), strings.Join(cfg.codecs(), ", "))
+	}
+	if err != nil {
 		if cfg.Socket != nil {
 			_ = cfg.Socket.Close()
 		}
 		return nil, "", err
 	}
-	p, err := newPeer(cfg)
+	p, err := newPeer(cfg, codec)
 	if err != nil {
 		return nil, "", err
 	}
@@ -137,11 +146,15 @@ func NewPeer(cfg Config, offerSDP string) (*Peer, string, error) {
 }
 
 // NewOffer makes the offering side, as a browser would: a send-receive
-// PCMU audio track and one data channel per label. The returned offer
+// audio track in the first codec of cfg.Codecs and one data channel per
+// label. The returned offer
 // carries every candidate; pass the far end's answer to SetAnswer. parley
 // uses it to test and load-test its own WebRTC server.
 func NewOffer(cfg Config, labels ...string) (*Peer, string, error) {
-	p, err := newPeer(cfg)
+	if err := validCodecs(cfg.Codecs); err != nil {
+		return nil, "", err
+	}
+	p, err := newPeer(cfg, cfg.codecs()[0])
 	if err != nil {
 		return nil, "", err
 	}
@@ -184,7 +197,7 @@ func (p *Peer) SetAnswer(answerSDP string) error {
 	return nil
 }
 
-func newPeer(cfg Config) (*Peer, error) {
+func newPeer(cfg Config, codec string) (*Peer, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		if cfg.Socket != nil {
@@ -192,7 +205,14 @@ func newPeer(cfg Config) (*Peer, error) {
 		}
 		return nil, err
 	}
-	api, mux, err := cfg.api()
+	enc, err := newEncoder(codec)
+	if err != nil {
+		if cfg.Socket != nil {
+			_ = cfg.Socket.Close()
+		}
+		return nil, err
+	}
+	api, mux, err := cfg.api(codec)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +223,8 @@ func newPeer(cfg Config) (*Peer, error) {
 		}
 		return nil, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}
-	track, err := webrtc.NewTrackLocalStaticRTP(pcmuCodec, "audio", "parley")
+	capab, _ := capability(codec)
+	track, err := webrtc.NewTrackLocalStaticRTP(capab, "audio", "parley")
 	if err != nil {
 		_ = pc.Close()
 		if mux != nil {
@@ -217,10 +238,11 @@ func newPeer(cfg Config) (*Peer, error) {
 		track:     track,
 		cfg:       cfg,
 		log:       cfg.Log,
+		codec:     codec,
 		audio:     make(chan []int16, audioQueue),
 		free:      make(chan []int16, audioQueue),
 		msgs:      make(chan DataMessage, messageQueue),
-		out:       newPacketizer(uint16(rand.Uint32()), rand.Uint32()),
+		out:       newPacketizer(enc, clockScale(codec), uint16(rand.Uint32()), rand.Uint32()),
 		channels:  map[string]*dataChannel{},
 		connected: make(chan struct{}),
 		done:      make(chan struct{}),
@@ -296,11 +318,16 @@ func (p *Peer) drainRTCP(sender *webrtc.RTPSender) {
 
 // readTrack decodes the inbound track into frames until it ends.
 func (p *Peer) readTrack(tr *webrtc.TrackRemote) {
-	if c := tr.Codec(); c.MimeType != "" && c.MimeType != webrtc.MimeTypePCMU {
-		p.log.Warn().Str("codec", c.MimeType).Msg("webrtc: inbound track is not PCMU; ignored")
+	if c := tr.Codec(); codecOf(c.MimeType) != p.codec {
+		p.log.Warn().Str("codec", c.MimeType).Str("negotiated", p.codec).Msg("webrtc: inbound track in another codec; ignored")
 		return
 	}
-	d := newDepacketizer(p.emit)
+	dec, err := newDecoder(p.codec)
+	if err != nil {
+		p.log.Error().Err(err).Msg("webrtc: inbound audio cannot be decoded")
+		return
+	}
+	d := newDepacketizer(dec, uint8(tr.PayloadType()), clockScale(p.codec), p.emit)
 	d.late, d.conceal, d.foreign = &p.late, &p.concealed, &p.foreign
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
@@ -460,6 +487,9 @@ func (p *Peer) Err() error {
 	}
 }
 
+// Codec is the negotiated audio codec, CodecOpus or CodecPCMU.
+func (p *Peer) Codec() string { return p.codec }
+
 // State is the connection state as pion names it (new, connecting,
 // connected, disconnected, failed, closed).
 func (p *Peer) State() string { return p.pc.ConnectionState().String() }
@@ -473,8 +503,10 @@ func (p *Peer) Stats() Stats {
 	}
 }
 
-// WriteFrame sends pcm (8 kHz, normally one 20 ms frame) now as PCMU RTP.
-// Pacing is the caller's job. It returns ErrClosed once the peer ended.
+// WriteFrame sends pcm (8 kHz, normally one 20 ms frame) now as RTP of the
+// negotiated codec; Opus pads a length it cannot code with silence up to
+// the next frame length. Pacing is the caller's job. It returns ErrClosed
+// once the peer ended.
 func (p *Peer) WriteFrame(pcm []int16) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -486,7 +518,11 @@ func (p *Peer) WriteFrame(pcm []int16) error {
 	now := time.Now()
 	for len(pcm) > 0 {
 		n := min(len(pcm), maxPacketSamples)
-		if err := p.track.WriteRTP(p.out.packet(pcm[:n], now)); err != nil {
+		pkt, err := p.out.packet(pcm[:n], now)
+		if err != nil {
+			return err
+		}
+		if err := p.track.WriteRTP(pkt); err != nil {
 			if errors.Is(err, io.ErrClosedPipe) {
 				return ErrClosed
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,31 +185,72 @@ func receive(t *testing.T, p *Peer, n int) []int16 {
 	}
 }
 
+// TestPeerAudioBothWays sends a chirp each way in each codec. Opus codes
+// the waveform less exactly than G.711, hence its lower correlation bound.
 func TestPeerAudioBothWays(t *testing.T) {
-	offerer, answerer := connect(t, testConfig(), testConfig())
-	sig := chirp(SampleRate) // 1 s
-	// Lead-in and tail of silence so the chirp arrives whole.
-	padded := append(append(make([]int16, SampleRate/5), sig...), make([]int16, SampleRate/2)...)
-	tests := []struct {
-		name     string
-		from, to *Peer
-	}{
-		{"offerer to answerer", offerer, answerer},
-		{"answerer to offerer", answerer, offerer},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			done := make(chan struct{})
-			go func() { defer close(done); sendPaced(t, tc.from, padded) }()
-			got := receive(t, tc.to, len(padded))
-			<-done
-			if n := segmentsFound(sig[80:len(sig)-80], stripGaps(got), 10, 0.95); n < 9 {
-				t.Fatalf("%d of 10 pieces of the sent chirp arrived (correlation >= 0.95), want >= 9", n)
+	for _, codec := range []struct {
+		name    string
+		minCorr float64
+	}{{CodecPCMU, 0.95}, {CodecOpus, 0.8}} {
+		t.Run(codec.name, func(t *testing.T) {
+			ocfg := testConfig()
+			ocfg.Codecs = []string{codec.name}
+			offerer, answerer := connect(t, ocfg, testConfig())
+			if offerer.Codec() != codec.name || answerer.Codec() != codec.name {
+				t.Fatalf("codecs %s / %s, want %s", offerer.Codec(), answerer.Codec(), codec.name)
+			}
+			sig := chirp(SampleRate) // 1 s
+			// Lead-in and tail of silence so the chirp arrives whole.
+			padded := append(append(make([]int16, SampleRate/5), sig...), make([]int16, SampleRate/2)...)
+			tests := []struct {
+				name     string
+				from, to *Peer
+			}{
+				{"offerer to answerer", offerer, answerer},
+				{"answerer to offerer", answerer, offerer},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					done := make(chan struct{})
+					go func() { defer close(done); sendPaced(t, tc.from, padded) }()
+					got := receive(t, tc.to, len(padded))
+					<-done
+					if n := segmentsFound(sig[80:len(sig)-80], stripGaps(got), 10, codec.minCorr); n < 9 {
+						t.Fatalf("%d of 10 pieces of the sent chirp arrived (correlation >= %.2f), want >= 9", n, codec.minCorr)
+					}
+				})
+			}
+			if s := answerer.Stats(); s.FramesIn == 0 || s.FramesOut == 0 || s.ForeignPackets != 0 {
+				t.Fatalf("stats %+v: want frames both ways, none foreign", s)
 			}
 		})
 	}
-	if s := answerer.Stats(); s.FramesIn == 0 || s.FramesOut == 0 {
-		t.Fatalf("stats %+v: want frames both ways", s)
+}
+
+// TestPeerCodecNegotiation: the answer takes the first configured codec
+// the offer has, and an offer without one is refused as a bad offer.
+func TestPeerCodecNegotiation(t *testing.T) {
+	pcmuOnly := testConfig()
+	pcmuOnly.Codecs = []string{CodecPCMU}
+	opusOnly := testConfig()
+	opusOnly.Codecs = []string{CodecOpus}
+	if o, a := connect(t, pcmuOnly, testConfig()); o.Codec() != CodecPCMU || a.Codec() != CodecPCMU {
+		t.Fatalf("pcmu offer to the default answerer: %s / %s", o.Codec(), a.Codec())
+	}
+	offerer, offer, err := NewOffer(opusOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer offerer.Close()
+	p, _, err := NewPeer(pcmuOnly, offer)
+	if !errors.Is(err, ErrBadOffer) || !strings.Contains(err.Error(), "configured for pcmu") {
+		if p != nil {
+			_ = p.Close()
+		}
+		t.Fatalf("opus-only offer to a pcmu-only answerer: %v, want ErrBadOffer", err)
+	}
+	if _, _, err := NewOffer(Config{Codecs: []string{"g722"}}); err == nil {
+		t.Fatal("NewOffer with an unknown codec: no error")
 	}
 }
 
@@ -325,6 +367,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad ice url", Config{ICEServers: []string{"http://x"}}, false},
 		{"nat ip", Config{NAT1To1IPs: []string{"203.0.113.7"}}, true},
 		{"bad nat ip", Config{NAT1To1IPs: []string{"example.com"}}, false},
+		{"codecs", Config{Codecs: []string{CodecPCMU, CodecOpus}}, true},
+		{"unknown codec", Config{Codecs: []string{"pcma"}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,9 +9,6 @@ import (
 	"github.com/pion/sdp/v3"
 )
 
-// pcmuPayloadType is PCMU's static RTP payload type (RFC 3551).
-const pcmuPayloadType = 0
-
 // MaxSDPSize bounds an offer or answer; browsers' audio offers are a few
 // kilobytes.
 const MaxSDPSize = 64 << 10
@@ -22,17 +19,25 @@ var ErrBadOffer = errors.New("webrtc: bad offer")
 
 // CheckOffer reports whether offer is an SDP description parley can
 // answer: well-formed, within MaxSDPSize, with an audio section that offers
-// PCMU. Browsers always offer PCMU next to Opus.
+// Opus or PCMU. Browsers always offer both.
 func CheckOffer(offer string) error {
+	_, err := offeredCodecs(offer)
+	return err
+}
+
+// offeredCodecs checks offer as CheckOffer does and returns the codecs
+// parley speaks that its first audio section with any offers, in the
+// offer's order.
+func offeredCodecs(offer string) ([]string, error) {
 	if strings.TrimSpace(offer) == "" {
-		return fmt.Errorf("%w: empty sdp", ErrBadOffer)
+		return nil, fmt.Errorf("%w: empty sdp", ErrBadOffer)
 	}
 	if len(offer) > MaxSDPSize {
-		return fmt.Errorf("%w: sdp of %d bytes exceeds %d", ErrBadOffer, len(offer), MaxSDPSize)
+		return nil, fmt.Errorf("%w: sdp of %d bytes exceeds %d", ErrBadOffer, len(offer), MaxSDPSize)
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(offer); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadOffer, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
 	audio := false
 	for _, m := range d.MediaDescriptions {
@@ -40,31 +45,44 @@ func CheckOffer(offer string) error {
 			continue
 		}
 		audio = true
-		if offersPCMU(m) {
-			return nil
+		if c := audioCodecs(m); len(c) > 0 {
+			return c, nil
 		}
 	}
 	if !audio {
-		return fmt.Errorf("%w: no audio section", ErrBadOffer)
+		return nil, fmt.Errorf("%w: no audio section", ErrBadOffer)
 	}
-	return fmt.Errorf("%w: audio is not offered as PCMU", ErrBadOffer)
+	return nil, fmt.Errorf("%w: audio is offered neither as Opus nor as PCMU", ErrBadOffer)
 }
 
-// offersPCMU reports whether an audio section lists PCMU among its
-// formats: the static payload type 0 or a listed type whose rtpmap names
-// PCMU/8000.
-func offersPCMU(m *sdp.MediaDescription) bool {
-	if slices.Contains(m.MediaName.Formats, "0") {
-		return true
-	}
+// audioCodecs lists the codecs parley speaks among an audio section's
+// formats, in its order: PCMU as the static payload type 0 or a listed type
+// whose rtpmap names PCMU/8000, Opus as a listed type whose rtpmap names
+// opus/48000.
+func audioCodecs(m *sdp.MediaDescription) []string {
+	rtpmap := map[string]string{}
 	for _, a := range m.Attributes {
 		if a.Key != "rtpmap" {
 			continue
 		}
-		pt, enc, ok := strings.Cut(a.Value, " ")
-		if ok && slices.Contains(m.MediaName.Formats, pt) && strings.HasPrefix(strings.ToUpper(enc), "PCMU/8000") {
-			return true
+		if pt, enc, ok := strings.Cut(a.Value, " "); ok {
+			rtpmap[pt] = strings.ToLower(enc)
 		}
 	}
-	return false
+	var out []string
+	add := func(c string) {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	for _, pt := range m.MediaName.Formats {
+		enc, ok := rtpmap[pt]
+		switch {
+		case pt == "0" && !ok, strings.HasPrefix(enc, "pcmu/8000"):
+			add(CodecPCMU)
+		case strings.HasPrefix(enc, "opus/48000"):
+			add(CodecOpus)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,20 +41,29 @@ func TestCheckOffer(t *testing.T) {
 	tests := []struct {
 		name    string
 		sdp     string
-		wantErr string // "" for a good offer
+		want    []string // the codecs found, in the offer's order
+		wantErr string   // "" for a good offer
 	}{
-		{"chromium offer", chromeOffer, ""},
-		{"pcmu by rtpmap only", strings.Replace(chromeOffer, "111 63 9 0 8 13 110 126", "111 96", 1) + "", "not offered as PCMU"},
-		{"opus only", strings.NewReplacer("111 63 9 0 8 13 110 126", "111", "a=rtpmap:0 PCMU/8000\r\n", "").Replace(chromeOffer), "not offered as PCMU"},
-		{"dynamic pcmu", strings.NewReplacer("111 63 9 0 8 13 110 126", "111 96", "a=rtpmap:0 PCMU/8000", "a=rtpmap:96 pcmu/8000").Replace(chromeOffer), ""},
-		{"no audio", strings.Split(chromeOffer, "m=audio")[0] + "m=application" + strings.Split(chromeOffer, "m=application")[1], "no audio section"},
-		{"empty", "  \r\n", "empty sdp"},
-		{"garbage", "hello world", "bad offer"},
-		{"too large", chromeOffer + "a=x:" + strings.Repeat("y", MaxSDPSize) + "\r\n", "exceeds"},
+		{"chromium offer", chromeOffer, []string{CodecOpus, CodecPCMU}, ""},
+		{"pcmu first", strings.Replace(chromeOffer, "111 63 9 0 8 13 110 126", "0 111", 1), []string{CodecPCMU, CodecOpus}, ""},
+		{"opus only", strings.NewReplacer("111 63 9 0 8 13 110 126", "111", "a=rtpmap:0 PCMU/8000\r\n", "").Replace(chromeOffer), []string{CodecOpus}, ""},
+		{"dynamic pcmu", strings.NewReplacer("111 63 9 0 8 13 110 126", "96", "a=rtpmap:0 PCMU/8000", "a=rtpmap:96 pcmu/8000").Replace(chromeOffer), []string{CodecPCMU}, ""},
+		{"rtpmap of an unlisted type", strings.Replace(chromeOffer, "111 63 9 0 8 13 110 126", "8 96", 1), nil, "neither as Opus nor as PCMU"},
+		{"pcma only", strings.Replace(chromeOffer, "111 63 9 0 8 13 110 126", "8", 1), nil, "neither as Opus nor as PCMU"},
+		{"no audio", strings.Split(chromeOffer, "m=audio")[0] + "m=application" + strings.Split(chromeOffer, "m=application")[1], nil, "no audio section"},
+		{"empty", "  \r\n", nil, "empty sdp"},
+		{"garbage", "hello world", nil, "bad offer"},
+		{"too large", chromeOffer + "a=x:" + strings.Repeat("y", MaxSDPSize) + "\r\n", nil, "exceeds"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckOffer(tc.sdp)
+			got, err := offeredCodecs(tc.sdp)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("codecs %v, want %v", got, tc.want)
+			}
+			if cerr := CheckOffer(tc.sdp); (cerr == nil) != (err == nil) {
+				t.Errorf("CheckOffer = %v, offeredCodecs = %v", cerr, err)
+			}
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("CheckOffer: %v", err)
@@ -64,6 +74,23 @@ func TestCheckOffer(t *testing.T) {
 				t.Fatalf("CheckOffer = %v, want ErrBadOffer containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestPickCodec(t *testing.T) {
+	tests := []struct {
+		prefs, offered []string
+		want           string
+	}{
+		{DefaultCodecs, []string{CodecPCMU, CodecOpus}, CodecOpus},
+		{DefaultCodecs, []string{CodecPCMU}, CodecPCMU},
+		{[]string{CodecPCMU}, []string{CodecOpus, CodecPCMU}, CodecPCMU},
+		{[]string{CodecPCMU}, []string{CodecOpus}, ""},
+	}
+	for _, tc := range tests {
+		if got := pickCodec(tc.prefs, tc.offered); got != tc.want {
+			t.Errorf("pickCodec(%v, %v) = %q, want %q", tc.prefs, tc.offered, got, tc.want)
+		}
 	}
 }
 

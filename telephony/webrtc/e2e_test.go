@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parley-ai/parley/media"
+	mwebrtc "github.com/parley-ai/parley/media/webrtc"
 )
 
 // chromiumPath finds the browser the end-to-end test drives.
@@ -68,8 +69,25 @@ type pageStats struct {
 // TestBrowserCall drives the real page in headless Chromium: the fake
 // microphone plays synthesized speech, parley echoes it back, the test
 // checks the speech arrived at parley (by correlation with the recording),
-// that the page received audio back (getStats), the keypad and hang-up.
+// that the page received audio back (getStats), the keypad and hang-up —
+// in Opus (parley's preference; Chromium offers it first) and in PCMU.
 func TestBrowserCall(t *testing.T) {
+	for _, tc := range []struct {
+		codecs []string
+		want   string
+	}{
+		{nil, "audio/opus"},
+		{[]string{mwebrtc.CodecPCMU}, "audio/PCMU"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			peer := peerConfig()
+			peer.Codecs = tc.codecs
+			testBrowserCall(t, Config{Peer: peer}, tc.want)
+		})
+	}
+}
+
+func testBrowserCall(t *testing.T, cfg Config, wantCodec string) {
 	browserPath := chromiumPath(t)
 	dir := t.TempDir()
 	wav := speechWAV(t, dir)
@@ -80,7 +98,7 @@ func TestBrowserCall(t *testing.T) {
 	speech8k := media.Resample(speech, rate, 8000)
 	ref := loudest(speech8k, 4000) // the loudest 0.5 s
 
-	_, base, calls := startServer(t, Config{}, true)
+	_, base, calls := startServer(t, cfg, true)
 
 	profile := filepath.Join(dir, "profile")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -158,8 +176,8 @@ func TestBrowserCall(t *testing.T) {
 		t.Fatalf("page received no audio back: %v (stats %+v)", err, last)
 	}
 	t.Logf("page stats: %+v", stats)
-	if stats.Codec != "audio/PCMU" {
-		t.Errorf("negotiated codec %q, want audio/PCMU", stats.Codec)
+	if stats.Codec != wantCodec {
+		t.Errorf("negotiated codec %q, want %s", stats.Codec, wantCodec)
 	}
 
 	// Keypad digits reach parley.

@@ -228,7 +228,7 @@ func (l *Leg) Hangup(ctx context.Context, reason string) error {
 
 // hangupWait bounds the wait for the page's control channel when a call
 // is hung up right after it connected, before the channel opened.
-const hangupWait = time.Second
+const hangupWait = 3 * time.Second
 
 // sayGoodbye tells the page why the call ends, on the control channel,
 // when the connection is up; the page falls back to noticing the closed
