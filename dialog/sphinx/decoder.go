@@ -8,6 +8,7 @@ package sphinx
 #include <sphinxbase/logmath.h>
 #include <sphinxbase/feat.h>
 #include <sphinxbase/cmn.h>
+#include <sphinxbase/fe.h>
 
 static cmd_ln_t *parley_ps_config(int argc, char **argv) {
 	return cmd_ln_parse_r(NULL, ps_args(), argc, argv, 1);
@@ -29,6 +30,41 @@ static int parley_ps_get_cmn(ps_decoder_t *ps, mfcc_t *vec) {
 	cmn_live_get(f->cmn_struct, vec);
 	return 1;
 }
+// parley_fe_sum runs pcm through fe as a new stream (its noise statistics
+// and voice detection start afresh) and adds the cepstra of the frames it
+// passes on into sum (13 values), skipping frames with negative c0 as live
+// CMN does. It returns the number of frames added, -1 when fe does not
+// give 13 cepstra.
+static int parley_fe_sum(fe_t *fe, const int16 *pcm, size_t n, mfcc_t *sum) {
+	enum { NF = 32, NC = 13 };
+	mfcc_t buf[NF][NC], last[NC];
+	mfcc_t *rows[NF];
+	int i, j, total = 0;
+	int32 nfr;
+	if (fe_get_output_size(fe) != NC) return -1;
+	for (i = 0; i < NF; i++) rows[i] = buf[i];
+	fe_start_stream(fe);
+	fe_start_utt(fe);
+	for (;;) {
+		size_t before = n;
+		nfr = NF;
+		if (fe_process_frames(fe, &pcm, &n, rows, &nfr, NULL) < 0) break;
+		for (i = 0; i < nfr; i++) {
+			if (rows[i][0] < 0) continue;
+			for (j = 0; j < NC; j++) sum[j] += rows[i][j];
+			total++;
+		}
+		if (nfr == 0 && n == before) break;
+	}
+	nfr = 0;
+	fe_end_utt(fe, last, &nfr);
+	if (nfr > 0 && last[0] >= 0) {
+		for (j = 0; j < NC; j++) sum[j] += last[j];
+		total++;
+	}
+	return total;
+}
+static fe_t *parley_fe_new(ps_decoder_t *ps) { return fe_init_auto_r(ps_get_config(ps)); }
 static int parley_ps_logfile(const char *path) { return err_set_logfile(path); }
 */
 import "C"
@@ -76,6 +112,9 @@ type decoder struct {
 	// from a fixed one (restore says it must be put back).
 	saved   [13]float32
 	restore bool
+	// est is a second front end with the decoder's settings, used only to
+	// measure the cepstral mean of audio before it is decoded (cepSum).
+	est *C.fe_t
 }
 
 // hypothesis is the raw result of one utterance, before confidence mapping.
@@ -124,6 +163,10 @@ func newDecoder(args []string) (*decoder, error) {
 
 // free releases the C decoder; the decoder must not be used afterwards.
 func (d *decoder) free() {
+	if d.est != nil {
+		C.fe_free(d.est)
+		d.est = nil
+	}
 	if d.ps != nil {
 		if d.inUtt {
 			C.ps_end_utt(d.ps)
@@ -258,6 +301,28 @@ func (d *decoder) abort() {
 		d.inUtt = false
 	}
 	d.restoreCMN()
+}
+
+// cepSum returns the sum of the cepstra (c0..c12) of the frames of pcm
+// that the decoder's own front end would pass on (its voice detection
+// drops silence), and their number. It leaves the decoder untouched.
+func (d *decoder) cepSum(pcm []int16) ([13]float64, int) {
+	var sum [13]float32
+	if len(pcm) == 0 {
+		return [13]float64{}, 0
+	}
+	if d.est == nil {
+		d.est = C.parley_fe_new(d.ps)
+		if d.est == nil {
+			return [13]float64{}, 0
+		}
+	}
+	n := int(C.parley_fe_sum(d.est, (*C.int16)(unsafe.Pointer(&pcm[0])), C.size_t(len(pcm)), (*C.mfcc_t)(unsafe.Pointer(&sum[0]))))
+	var out [13]float64
+	for i, v := range sum {
+		out[i] = float64(v)
+	}
+	return out, max(n, 0)
 }
 
 // liveCMN returns the decoder's current live cepstral mean.

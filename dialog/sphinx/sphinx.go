@@ -543,6 +543,8 @@ func (r *Recognizer) start(ctx context.Context, mode dialog.Mode, wait bool) (*s
 	s := &stream{r: r, ctx: ctx, mode: mode, search: search, cmn: tune.cmn, fe: tune.fe.newState()}
 	if mode == dialog.ModeDigits {
 		s.keep = make([]int16, 0, keepInitial)
+	} else {
+		s.prime = livePrime
 	}
 	var d *decoder
 	var err error
@@ -554,10 +556,7 @@ func (r *Recognizer) start(ctx context.Context, mode dialog.Mode, wait bool) (*s
 	if err != nil {
 		return nil, err
 	}
-	if d != nil {
-		if err := s.attach(d); err != nil {
-			return nil, err
-		}
-	}
+	// The utterance itself begins with the first audio (stream.begin).
+	s.d = d
 	return s, nil
 }

