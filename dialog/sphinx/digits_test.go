@@ -2,7 +2,10 @@ package sphinx
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parley-ai/parley/dialog"
@@ -36,6 +39,9 @@ func TestDigitsMode(t *testing.T) {
 		{"recorded six", func() []int16 { return recorded("6_jackson_0.wav") }, "six"},
 		{"recorded three", func() []int16 { return recorded("3_jackson_1.wav") }, "three"},
 		{"recorded zero", func() []int16 { return recorded("0_jackson_2.wav") }, "zero"},
+		{"recorded accented zero", func() []int16 { return recorded("0_nicolas_1.wav") }, "zero"},
+		{"recorded accented six", func() []int16 { return recorded("6_nicolas_0.wav") }, "six"},
+		{"spoken oh", func() []int16 { return phone(t, "kal", "oh", 0) }, "zero"},
 		{"spoken string", func() []int16 { return phone(t, "kal", "4 5 6 7", 0) }, "four five six seven"},
 		{"two digits", func() []int16 { return phone(t, "kal", "9 1", 0) }, "nine one"},
 		{"two digits with a pause", func() []int16 { return phone(t, "kal", "8. 3.", 0) }, "eight three"},
@@ -102,5 +108,39 @@ func TestFixedCMNRestored(t *testing.T) {
 	// next call's first words.
 	if adapted != before {
 		t.Fatalf("open utterance left its mean in the pooled decoder:\n%v\n%v", before, adapted)
+	}
+}
+
+// TestOneDigitVariants: the one-digit pass's variant words are in the
+// phone-band dictionary and grammar only, each a digit name with the
+// suffix, and the any-length digits grammar does not list them.
+func TestOneDigitVariants(t *testing.T) {
+	for _, phoneBand := range []bool{true, false} {
+		dir := t.TempDir()
+		m, err := buildModel(dir, 1, DefaultModelDir, phoneCMNInit, kbSentences(t), nil, phoneBand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(m.dict)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dict := string(data)
+		g := digitGrammar(m.digitVariants)
+		for w, prons := range oneDigitVariants {
+			if !slices.Contains(digitWords, w) {
+				t.Errorf("variant of %q, not a digit", w)
+			}
+			vw := w + digitVariantSuffix
+			if got := strings.Contains(g, vw); got != phoneBand {
+				t.Errorf("phone band %v: grammar lists %s: %v", phoneBand, vw, got)
+			}
+			if got := strings.Contains(dict, "\n"+vw+" "+prons[0]+"\n"); got != phoneBand {
+				t.Errorf("phone band %v: dictionary has %s: %v", phoneBand, vw, got)
+			}
+			if strings.Contains(digitsGrammar, vw) {
+				t.Errorf("any-length grammar lists %s", vw)
+			}
+		}
 	}
 }

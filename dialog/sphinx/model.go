@@ -41,16 +41,6 @@ public <digits> = <digit>+;
 <digit> = zero | oh | one | two | three | four | five | six | seven | eight | nine;
 `
 
-// digitGrammar accepts exactly one spoken digit. A caller who answers a
-// digits prompt with one digit is heard better by it than by the
-// any-length grammar, which splits long vowels into two digits or finds
-// none (recorded digits: 76 % against 69 %), so short digit answers are
-// decoded a second time with it (stream.Finish).
-const digitGrammar = `#JSGF V1.0;
-grammar digit;
-public <digit> = zero | oh | one | two | three | four | five | six | seven | eight | nine;
-`
-
 // phoneBandVariants are extra pronunciations for words whose fricatives
 // lie above the 4 kHz of a phone line: the /s/ of "six" never reaches the
 // decoder, which then heard "eight". With them recorded phone digits were
@@ -112,8 +102,11 @@ type model struct {
 	yesNoLM string
 	featp   string
 	words   int
-	guessed []string
-	dropped []string
+	// digitVariants: the dictionary has the one-digit pass's variant
+	// words (digits.go).
+	digitVariants bool
+	guessed       []string
+	dropped       []string
 
 	mu      sync.RWMutex // read-held while a decoder loads the files
 	removed bool
@@ -185,6 +178,10 @@ func buildModel(dir string, gen uint64, modelDir, cmnInit string, sentences []st
 				lx.prons[w] = ps
 			}
 		}
+	}
+	if phoneBand {
+		addDigitVariants(lx)
+		m.digitVariants = true
 	}
 	m.words = len(lx.prons)
 	domain = dropWords(domain, lx.prons)

@@ -331,7 +331,7 @@ func newModelDecoder(m *model, modelDir string) (*decoder, error) {
 		d.free()
 		return nil, err
 	}
-	if err := d.setJSGF(searchDigit, digitGrammar, 0); err != nil {
+	if err := setDigitSearch(d, m.digitVariants); err != nil {
 		d.free()
 		return nil, err
 	}

@@ -53,15 +53,6 @@ const (
 // longer than maxBacklog of audio.
 var errNoDecoder = errors.New("sphinx: no decoder free for 30 s of speech")
 
-// oneDigitMaxSpan is the longest speech (first to last word) that two
-// digits found by the any-length grammar may span and still be read again
-// as one digit: the any-length grammar splits long single digits ("six" ->
-// "two eight"; on the recorded digits such splits spanned 0.28-0.61 s),
-// while two digits really spoken take longer (flite's fast kal voice:
-// 0.64 s). Path scores of the two grammars cannot decide it: their
-// insertion penalties differ, and the one-digit path always scored better.
-const oneDigitMaxSpan = 60 // frames of 10 ms
-
 var (
 	_ dialog.TranscribeStream = (*stream)(nil)
 	_ dialog.PartialStream    = (*stream)(nil)
@@ -274,44 +265,6 @@ func (s *stream) keepAudio(pcm []int16) {
 		return
 	}
 	s.keep = append(s.keep, pcm...)
-}
-
-// secondPass decodes a short digits answer (none, one, or two digits
-// within oneDigitMaxSpan) again with the one-digit grammar and takes its
-// reading: on recorded single digits this raised accuracy from 69 % to
-// 76 % (eval_test.go).
-func (s *stream) secondPass(d *decoder, h hypothesis) (hypothesis, error) {
-	n, first, last := 0, 0, 0
-	for _, sg := range h.words {
-		if !isFiller(sg.word) {
-			if n == 0 {
-				first = sg.start
-			}
-			last = sg.end
-			n++
-		}
-	}
-	if n > 2 || (n == 2 && last-first > oneDigitMaxSpan) || len(s.keep) == 0 {
-		return h, nil
-	}
-	if err := d.setSearch(searchDigit); err != nil {
-		return h, err
-	}
-	if err := d.start(s.cmn); err != nil {
-		return h, err
-	}
-	if err := d.process(s.keep, false); err != nil {
-		d.abort()
-		return h, err
-	}
-	one, err := d.end()
-	if err != nil {
-		return h, err
-	}
-	if one.text == "" {
-		return h, nil
-	}
-	return one, nil
 }
 
 // Close abandons the utterance and releases the decoder; idempotent.
