@@ -20,8 +20,8 @@ import (
 	"unsafe"
 )
 
-// oneDigitMaxSpan is the longest speech (first to last word) that two
-// digits found by the any-length grammar may span and still be read again
+// oneDigitMaxSpan is the longest speech (first to last word) that two or
+// more digits found by the any-length grammar may span and still be read again
 // as one digit: the any-length grammar splits long single digits ("six" ->
 // "two eight"; on the recorded digits such splits spanned 0.28-0.61 s),
 // while two digits really spoken take longer (flite's fast kal voice:
@@ -114,10 +114,13 @@ func setDigitSearch(d *decoder, variants bool) error {
 	return d.setJSGF(searchDigit, digitGrammar(variants), 0)
 }
 
-// secondPass decodes a short digits answer (none, one, or two digits
+// secondPass decodes a short digits answer (no digit, one, or several
 // within oneDigitMaxSpan) again with the one-digit grammar and takes its
 // reading: on recorded single digits this raised accuracy from 69 % to
-// 76 % (eval_test.go).
+// 76 % (eval_test.go). Three or more digits within the span (a long digit
+// split in three, "zero" -> "two zero eight"; no one speaks three digits
+// in 0.6 s) were left alone at first; reading them again took the
+// recorded digits from 82.7 % to 83.0 %.
 func (s *stream) secondPass(d *decoder, h hypothesis) (hypothesis, error) {
 	n, first, last := 0, 0, 0
 	for _, sg := range h.words {
@@ -129,7 +132,7 @@ func (s *stream) secondPass(d *decoder, h hypothesis) (hypothesis, error) {
 			n++
 		}
 	}
-	if n > 2 || (n == 2 && last-first > oneDigitMaxSpan) || len(s.keep) == 0 {
+	if (n >= 2 && last-first > oneDigitMaxSpan) || len(s.keep) == 0 {
 		return h, nil
 	}
 	if err := d.setSearch(searchDigit); err != nil {
