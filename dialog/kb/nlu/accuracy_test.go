@@ -47,9 +47,9 @@ func TestHeldOut(t *testing.T) {
 		minRecall   float64 // out-of-scope recall
 		maxECE      float64
 	}{
-		// Measured: accuracy 0.948, ECE 0.022.
+		// Measured: accuracy 0.952, ECE 0.023.
 		{"banking77 20 intents", b77train, b77test, 0.90, 0, 0.06},
-		// Measured: in-scope 0.960, oos recall 0.78, ECE 0.031.
+		// Measured: in-scope 0.964, oos recall 0.78, ECE 0.031.
 		{"clinc150 25 intents + oos", clincTrain, clincVal, 0.92, 0.70, 0.08},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -197,7 +197,8 @@ func chooseThreshold(inScore []float64, isOOS []bool, recall float64) float64 {
 // intent, its lead over the runner-up and the probability of the oos class,
 // the SVM margin of the best intent, the similarity of the nearest training
 // utterance of the best intent, the vocabulary coverage of the utterance's
-// words, and the logit of the oos class's probability.
+// words, the logit of the oos class's probability, and the similarity of the
+// nearest training utterance of the best intent in pretrained-vector space.
 const (
 	sigTop = iota
 	sigLead
@@ -206,6 +207,7 @@ const (
 	sigNearest
 	sigCoverage
 	sigLogitOOS
+	sigNearestPre
 	numSignals
 )
 
@@ -236,6 +238,7 @@ func (m *Model) oosSignals(probs, comp []float64, best int, coverage float64) []
 		f[sigLogitOOS] = logit(probs[m.oosClass])
 	}
 	f[sigNearest] = comp[compKNN*k+best]
+	f[sigNearestPre] = comp[compPre*k+best]
 	f[sigCoverage] = coverage
 	return f
 }

@@ -15,11 +15,12 @@ const (
 	groupWord = iota
 	groupChar
 	groupDense
+	groupPre
 	numGroups
 )
 
 // groupWeight is the share of each group in the final unit-length vector.
-var groupWeight = [numGroups]float64{groupWord: 1.0, groupChar: 0.8, groupDense: 0.5}
+var groupWeight = [numGroups]float64{groupWord: 1.0, groupChar: 0.8, groupDense: 0.5, groupPre: 0.5}
 
 // Feature kinds: the first byte hashed into a feature key, so that the same
 // string in two roles (a word and a stem, say) yields two features.
@@ -32,6 +33,7 @@ const (
 	kindSkipBigram
 	kindChar
 	kindPair
+	kindPre
 )
 
 // pairWindow bounds the distance, in content words, between the two words
@@ -188,8 +190,9 @@ func (h hasher) sep() hasher { return (h ^ 0x1f) * fnvPrime }
 type rawFeature struct {
 	key    uint64
 	group  uint8
-	phrase bool // a word n-gram (n ≥ 2), kept only if seen in minPhraseDF utterances
-	stem   bool // a stem feature, with a learnt word vector
+	phrase bool  // a word n-gram (n ≥ 2), kept only if seen in minPhraseDF utterances
+	stem   bool  // a stem feature, with a learnt word vector
+	row    int32 // 1 + row of a kindPre feature's pretrained vector
 }
 
 // extract lists the hashed feature occurrences of text, unsorted and with
@@ -208,6 +211,11 @@ func extract(text string) []rawFeature {
 		out = append(out, rawFeature{key: uint64(newHasher(kindStem).str(stems[i])), group: groupWord, stem: true})
 		if !stopWords[t] {
 			content = append(content, stems[i])
+			if wv := pretrained(); wv != nil {
+				if r, ok := wv.index[t]; ok {
+					out = append(out, rawFeature{key: uint64(newHasher(kindPre).str(t)), group: groupPre, row: r + 1})
+				}
+			}
 		}
 	}
 	// Word bigrams and trigrams with sentence boundaries, over stems so that
@@ -277,6 +285,7 @@ type termCount struct {
 	group  uint8
 	phrase bool
 	stem   bool
+	row    int32
 	count  int
 }
 
@@ -297,7 +306,7 @@ func countTerms(raw []rawFeature) []termCount {
 			out[n-1].count++
 			continue
 		}
-		out = append(out, termCount{f.key, f.group, f.phrase, f.stem, 1})
+		out = append(out, termCount{f.key, f.group, f.phrase, f.stem, f.row, 1})
 	}
 	return out
 }
@@ -311,14 +320,18 @@ type sparse struct {
 // vocabulary maps hashed features seen in training to dense indices and
 // holds their inverse document frequencies.
 type vocabulary struct {
-	index map[uint64]int32
-	idf   []float32
-	group []uint8 // by feature index, including the dense features
-	emb   *embedding
-	dense int // index of the first dense feature (= len(idf))
+	index  map[uint64]int32
+	idf    []float32
+	group  []uint8 // by feature index, including the dense features
+	emb    *embedding
+	dense  int                // index of the first dense feature (= len(idf))
+	pre    int                // index of the first pretrained-vector feature, or -1
+	preIDF map[uint64]float32 // IDF of the words with pretrained vectors
+	preMax float32            // IDF of a word seen in no training utterance
 }
 
-// dim is the number of features: sparse ones and the embedding's.
+// dim is the number of features: sparse ones, the learnt embedding's and the
+// pretrained vectors'.
 func (v *vocabulary) dim() int { return len(v.group) }
 
 // buildVocabulary keeps the features that occur in at least minDF[group]
@@ -328,8 +341,13 @@ func buildVocabulary(docs [][]termCount, minDF [numGroups]int, minPhraseDF int, 
 	df := map[uint64]int{}
 	grp := map[uint64]uint8{}
 	phrase := map[uint64]bool{}
+	preDF := map[uint64]int{}
 	for _, d := range docs {
 		for _, t := range d {
+			if t.group == groupPre {
+				preDF[t.key]++
+				continue
+			}
 			df[t.key]++
 			grp[t.key] = t.group
 			if t.phrase {
@@ -361,11 +379,24 @@ func buildVocabulary(docs [][]termCount, minDF [numGroups]int, minPhraseDF int, 
 			v.group = append(v.group, groupDense)
 		}
 	}
+	v.pre = -1
+	if wv := pretrained(); wv != nil {
+		v.pre = len(v.group)
+		v.preIDF = make(map[uint64]float32, len(preDF))
+		for k, c := range preDF {
+			v.preIDF[k] = float32(math.Log((1+n)/(1+float64(c))) + 1)
+		}
+		v.preMax = float32(math.Log(1+n) + 1)
+		for range wv.dim {
+			v.group = append(v.group, groupPre)
+		}
+	}
 	return v
 }
 
 // vectorize turns counted terms into a unit-length vector: TF-IDF of the
-// sparse features (sublinear term frequency) and the utterance's embedding,
+// sparse features (sublinear term frequency), the utterance's learnt
+// embedding and the IDF-weighted sum of its content words' pretrained vectors,
 // each group L2-normalised and the groups mixed by groupWeight.
 // Terms outside the vocabulary are dropped; coverage is the share of the
 // distinct word features that are in the vocabulary (0 without any), a
@@ -375,9 +406,26 @@ func (v *vocabulary) vectorize(terms []termCount) (vec sparse, coverage float64)
 	vec.idx = make([]int32, 0, len(terms))
 	vec.val = make([]float32, 0, len(terms))
 	var norm [numGroups]float64
+	var pre []float64
 	for _, t := range terms {
 		if t.group == groupWord {
 			words++
+		}
+		if t.group == groupPre {
+			if v.pre >= 0 {
+				if pre == nil {
+					pre = make([]float64, pretrained().dim)
+				}
+				idf, ok := v.preIDF[t.key]
+				if !ok {
+					idf = v.preMax
+				}
+				w := (1 + math.Log(float64(t.count))) * float64(idf)
+				for c, x := range pretrained().vecs[int(t.row-1)*len(pre) : int(t.row)*len(pre)] {
+					pre[c] += w * float64(x)
+				}
+			}
+			continue
 		}
 		j, ok := v.index[t.key]
 		if !ok {
@@ -397,6 +445,11 @@ func (v *vocabulary) vectorize(terms []termCount) (vec sparse, coverage float64)
 			vec.val = append(vec.val, float32(x))
 			norm[groupDense] += x * x
 		}
+	}
+	for c, x := range pre {
+		vec.idx = append(vec.idx, int32(v.pre+c))
+		vec.val = append(vec.val, float32(x))
+		norm[groupPre] += x * x
 	}
 	var scale [numGroups]float64
 	var total float64

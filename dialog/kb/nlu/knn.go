@@ -1,5 +1,7 @@
 package nlu
 
+import "math"
+
 // knnIndex finds the training utterances most similar to a query (dot
 // product of the word-feature parts of the TF-IDF vectors) through an
 // inverted index. Its class score is the similarity of the nearest training
@@ -70,6 +72,83 @@ func (ix *knnIndex) scores(q sparse, sims []float32, out []float64) []float64 {
 				out[c] = float64(s)
 			}
 			sims[d] = 0
+		}
+	}
+	return out
+}
+
+// denseIndex finds, for each class, the training utterance whose pretrained
+// sentence vector (the IDF-weighted mean of its words' pretrained vectors)
+// is closest to a query's: a nearest-neighbour score in a space where
+// paraphrases with no word in common still meet.
+type denseIndex struct {
+	from, dim int       // the dense features are vec indices from..from+dim-1
+	vecs      []float32 // unit rows, zero for utterances without one
+	ys        []int32
+}
+
+// newDenseIndex indexes the dense features from..from+dim-1 of xs; it
+// returns nil if dim is 0.
+func newDenseIndex(xs []sparse, ys []int, from, dim int) *denseIndex {
+	if dim == 0 || from < 0 {
+		return nil
+	}
+	ix := &denseIndex{from: from, dim: dim, vecs: make([]float32, len(xs)*dim), ys: make([]int32, len(ys))}
+	for i, x := range xs {
+		ix.ys[i] = int32(ys[i])
+		ix.dense(x, ix.vecs[i*dim:i*dim+dim])
+	}
+	return ix
+}
+
+// dense copies the dense part of x into out, scaled to unit length, and
+// reports whether it was non-zero.
+func (ix *denseIndex) dense(x sparse, out []float32) bool {
+	clear(out)
+	var norm float64
+	for t, j := range x.idx {
+		if c := int(j) - ix.from; c >= 0 && c < ix.dim {
+			out[c] = x.val[t]
+			norm += float64(x.val[t]) * float64(x.val[t])
+		}
+	}
+	if norm == 0 {
+		return false
+	}
+	inv := float32(1 / math.Sqrt(norm))
+	for c := range out {
+		out[c] *= inv
+	}
+	return true
+}
+
+// scores writes each class's best cosine similarity between q and its
+// training utterances into out (0 if none is positive).
+func (ix *denseIndex) scores(x sparse, out []float64) []float64 {
+	clear(out)
+	if ix == nil {
+		return out
+	}
+	q := make([]float32, ix.dim)
+	if !ix.dense(x, q) {
+		return out
+	}
+	d := ix.dim
+	for i, c := range ix.ys {
+		row := ix.vecs[i*d : i*d+d]
+		var s0, s1, s2, s3 float32
+		j := 0
+		for ; j+4 <= d; j += 4 {
+			s0 += row[j] * q[j]
+			s1 += row[j+1] * q[j+1]
+			s2 += row[j+2] * q[j+2]
+			s3 += row[j+3] * q[j+3]
+		}
+		for ; j < d; j++ {
+			s0 += row[j] * q[j]
+		}
+		if s := float64(s0 + s1 + s2 + s3); s > out[c] {
+			out[c] = s
 		}
 	}
 	return out

@@ -15,20 +15,25 @@
 //   - A third group is dense: the IDF-weighted sum of stem vectors learnt
 //     from the training utterances themselves (PPMI of stems sharing an
 //     utterance, reduced to 100 dimensions by a randomized SVD), so words
-//     used in the same company lend each other evidence. Nothing is
-//     downloaded.
-//   - Two scorers work on those vectors: one-vs-rest linear SVMs trained by
-//     dual coordinate descent (in parallel across intents) and a
-//     nearest-neighbour index giving each intent the similarity of its
-//     closest training utterance.
+//     used in the same company lend each other evidence.
+//   - A fourth group, dense too, brings knowledge from outside the training
+//     set: the IDF-weighted mean of pretrained English word vectors (GloVe
+//     6B 100d for the 50,000 most frequent words, shipped in the binary;
+//     see wordvec.go), so "vacation" lends evidence to "holiday" even when
+//     only one of them was in the examples. Nothing is downloaded.
+//   - Three scorers work on those vectors: one-vs-rest linear SVMs trained
+//     by dual coordinate descent (in parallel across intents), a
+//     nearest-neighbour index over the word features giving each intent the
+//     similarity of its closest training utterance, and the same over the
+//     pretrained sentence vectors (paraphrases without a word in common).
 //   - Cross-fitting: the training data is split into folds, scorers trained
 //     on the other folds score each fold, and these out-of-fold scores fit the
-//     weights that mix the two scorers into softmax logits (a generalised
+//     weights that mix the three scorers into softmax logits (a generalised
 //     temperature scaling that calibrates the confidences).
 //   - When the training data has out-of-scope examples (intent "oos"), they
 //     are learnt as a class, and a logistic-regression gate over
 //     out-of-scope signals (top confidence and its lead, oos probability, SVM
-//     margin, nearest-neighbour similarity, share of known words, logit of
+//     margin, nearest-neighbour similarities, share of known words, logit of
 //     the oos probability) is fitted on the same out-of-fold scores; its
 //     threshold is set to catch Options.OOSRecall of the held-out
 //     out-of-scope examples.
@@ -274,10 +279,12 @@ func Train(examples []Example, opt Options) (*Model, error) {
 }
 
 // Score components: the linear SVM's margins and the nearest-neighbour
-// similarities, mixed into logits by weights fitted at training time.
+// similarities over word features and over pretrained sentence vectors,
+// mixed into logits by weights fitted at training time.
 const (
 	compSVM = iota
 	compKNN
+	compPre
 	numComponents
 )
 
@@ -289,6 +296,7 @@ type scorer struct {
 	w     []float32 // feature-major weights: w[j*k+c]
 	bias  []float32
 	knn   *knnIndex
+	pre   *denseIndex // nil without pretrained word vectors
 }
 
 // fitScorer builds a vocabulary from terms (keeping word n-grams seen in at
@@ -298,7 +306,11 @@ func fitScorer(terms [][]termCount, ys []int, k, phraseDF int, opt Options) *sco
 	xs := make([]sparse, len(terms))
 	parallelFor(len(terms), opt.Workers, func(_, i int) { xs[i], _ = vocab.vectorize(terms[i]) })
 	w, b := trainSVM(xs, ys, k, vocab.dim(), opt.C, opt.Epochs, uint64(opt.Seed), opt.Workers)
-	return &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, vocab.dim(), vocab.group)}
+	sc := &scorer{vocab: vocab, k: k, w: w, bias: b, knn: newKNNIndex(xs, ys, vocab.dim(), vocab.group)}
+	if vocab.pre >= 0 {
+		sc.pre = newDenseIndex(xs, ys, vocab.pre, vocab.dim()-vocab.pre)
+	}
+	return sc
 }
 
 // componentScores writes the numComponents×k raw scores of vec into out
@@ -307,6 +319,7 @@ func (s *scorer) componentScores(vec sparse, sims []float32, out []float64) []fl
 	k := s.k
 	linearScores(vec, s.w, s.bias, k, out[compSVM*k:compSVM*k+k])
 	s.knn.scores(vec, sims, out[compKNN*k:compKNN*k+k])
+	s.pre.scores(vec, out[compPre*k:compPre*k+k])
 	return out
 }
 
@@ -358,6 +371,13 @@ func (m *Model) Threshold() float64 {
 // Predict classifies text. An utterance with no word the model has seen is
 // out of scope whatever the threshold.
 func (m *Model) Predict(text string) Prediction {
+	p, _ := m.predict(text)
+	return p
+}
+
+// predict is Predict that also returns the in-scope score compared with the
+// threshold.
+func (m *Model) predict(text string) (Prediction, float64) {
 	vec, coverage := m.scorer.vocab.vectorize(countTerms(extract(text)))
 	k := len(m.intents)
 	sims := m.simPool.Get().(*[]float32)
@@ -380,7 +400,10 @@ func (m *Model) Predict(text string) Prediction {
 	} else {
 		p.Intent, p.Confidence = m.intents[best], probs[best]
 	}
-	return p
+	if coverage == 0 {
+		inScore = -1 // out of scope whatever the threshold
+	}
+	return p, inScore
 }
 
 // bestInScope returns the in-scope class with the highest probability.
