@@ -2,6 +2,7 @@ package sphinx
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -100,5 +101,34 @@ func TestPrimedStream(t *testing.T) {
 		if tr.Text != "i lost my credit card" {
 			t.Errorf("partial %v: got %q", partial, tr.Text)
 		}
+	}
+}
+
+// TestHistoryIndependent: a pooled decoder gives the same result for the
+// same audio whatever it decoded before (another call's noisy line): the
+// cepstral mean is measured per utterance and the front end's noise
+// statistics start afresh.
+func TestHistoryIndependent(t *testing.T) {
+	requireFlite(t)
+	r := newTestRecognizer(t, 1)
+	ctx := context.Background()
+	x := phone(t, "kal", "I lost my credit card.", 15)
+	first, err := r.TranscribePCM(ctx, x, 8000, dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := phone(t, "kal", "How much money do I have in my checking account?", 5)
+	for i := range other {
+		other[i] = clip16(float64(other[i]) * 3)
+	}
+	if _, err := r.TranscribePCM(ctx, other, 8000, dialog.ModeOpen); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.TranscribePCM(ctx, x, 8000, dialog.ModeOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(first) != fmt.Sprint(again) {
+		t.Fatalf("same audio, different result after another line:\n%+v\n%+v", first, again)
 	}
 }

@@ -102,11 +102,11 @@ type decoder struct {
 	gen   uint64 // model generation the searches were loaded from
 	mode  string // active search name
 	inUtt bool
-	// fed counts the samples the decoder has processed in its life and
-	// uttStart the count when the current utterance began: pocketsphinx
-	// numbers frames from the start of the stream (ps_start_stream, never
-	// called again on a pooled decoder), so an utterance's word times are
-	// taken relative to uttStart.
+	// fed counts the samples the decoder has processed since its stream
+	// started and uttStart the count when the current utterance began:
+	// pocketsphinx numbers frames from the start of the stream, so an
+	// utterance's word times are taken relative to uttStart (start begins
+	// a new stream for every utterance, so it is 0 now).
 	fed, uttStart int64
 	// saved is the adapted live mean put aside while an utterance runs
 	// from a fixed one (restore says it must be put back).
@@ -241,13 +241,12 @@ func (d *decoder) setSearch(name string) error {
 // starts from that fixed value, and the mean the decoder adapted to so far
 // is put back when the utterance ends; with nil it goes on adapting.
 //
-// The recognizer starts every utterance from the fixed phone mean: the
-// adapted one drifts with whatever the pooled decoder heard last, another
-// call included (recorded digits: 62 % adapting, 72 % fixed; a burst of
-// babbling callers garbled the next caller's first words). Carrying the
-// mean across utterances helped noisy open speech a little (15 dB default
-// test set: 27.8 % WER adapting, 31.9 % fixed); doing that per call, not
-// per pooled decoder, would need the call's identity in the stream.
+// The recognizer starts every utterance from a given mean: digits from the
+// fixed phone mean, open speech from the mean measured on its own audio
+// (stream.begin). The adapted one drifts with whatever the pooled decoder
+// heard last, another call included (recorded digits: 62 % adapting, 72 %
+// fixed; a burst of babbling callers garbled the next caller's first
+// words).
 func (d *decoder) start(cmn []float32) error {
 	if len(cmn) == 13 {
 		if !d.restore && C.parley_ps_get_cmn(d.ps, (*C.mfcc_t)(unsafe.Pointer(&d.saved[0]))) != 0 {
@@ -255,6 +254,12 @@ func (d *decoder) start(cmn []float32) error {
 		}
 		C.parley_ps_reset_cmn(d.ps, (*C.mfcc_t)(unsafe.Pointer(&cmn[0])))
 	}
+	// A new stream: the front end's noise statistics (its noise removal
+	// and voice detection) start from this utterance's own line instead
+	// of whatever the pooled decoder heard last, another call included
+	// (TestHistoryIndependent). Frames are numbered from here on.
+	C.ps_start_stream(d.ps)
+	d.fed = 0
 	if C.ps_start_utt(d.ps) != 0 {
 		return errors.New("sphinx: start utterance failed")
 	}
