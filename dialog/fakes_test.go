@@ -382,6 +382,9 @@ type fakeTranscriber struct {
 	// freeStarts, when > 0, is how many Start calls find a decoder; later
 	// ones wait for their context (the shared pool ran dry).
 	freeStarts int
+	// writeDelay is how long each stream Write takes (a recognizer on a
+	// starved CPU).
+	writeDelay time.Duration
 
 	mu       sync.Mutex
 	calls    int // Start calls
@@ -448,6 +451,7 @@ type fakeStream struct {
 }
 
 func (s *fakeStream) Write(pcm []int16) error {
+	time.Sleep(s.f.writeDelay)
 	s.n += len(pcm)
 	return nil
 }

@@ -40,6 +40,9 @@ const (
 	// which runs on the dialog loop; the audio meanwhile waits in the
 	// inbound ring (inputQueueDuration).
 	startTimeout = time.Second
+	// framesPerWake bounds the frames the loop takes from its buffer
+	// before it looks at its other events again (100 ms of audio).
+	framesPerWake = 5
 )
 
 // utterance is the caller speech segment in progress.
@@ -267,8 +270,16 @@ func (l *loop) run() (Outcome, error) {
 			s.log.Info().Dur("max", s.cfg.MaxCallDuration).Msg("dialog: call reached its maximum duration")
 			return l.end(ReasonMaxDuration), nil
 		case <-s.audioCh:
-			for s.in.read(l.frame) {
+			// A bounded batch, then the other events get their turn: a
+			// loop decoding slower than the audio arrives (a starved CPU)
+			// must still take keys, turn results and timers.
+			n := 0
+			for n < framesPerWake && s.in.read(l.frame) {
 				l.onFrame(time.Now())
+				n++
+			}
+			if n == framesPerWake {
+				s.wakeAudio()
 			}
 		case d := <-s.dtmfCh:
 			l.onDigit(d, time.Now())

@@ -436,6 +436,11 @@ func (s *Session) OnAudio(pcm []int16) {
 		s.stats.framesDropped.Add(1)
 		return
 	}
+	s.wakeAudio()
+}
+
+// wakeAudio tells the loop audio is waiting in in.
+func (s *Session) wakeAudio() {
 	select {
 	case s.audioCh <- struct{}{}:
 	default:

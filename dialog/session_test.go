@@ -891,6 +891,44 @@ func TestKeyDuringSlowGreetingThenHandOffWhileTalking(t *testing.T) {
 	}
 }
 
+// TestKeyWhileTheRecognizerFallsBehind: when recognition is slower than
+// the audio arrives (a starved CPU: here 30 ms of work per 20 ms frame),
+// the loop still takes keys, turn results and timers between bounded
+// batches of frames. It used to drain its audio buffer before anything
+// else, which never ended while the caller talked: the caller's 0 went
+// unanswered for as long as they spoke (8 calls stuck for good in a
+// 300-call burst on a saturated machine).
+func TestKeyWhileTheRecognizerFallsBehind(t *testing.T) {
+	conv := &fakeConv{
+		greeting: []string{"Hi."},
+		replies:  []reply{{say: []string{"Connecting you."}, result: Result{WantsHuman: true, Confidence: 1}}},
+	}
+	const talk = 8000 // ms the caller goes on talking after the key
+	leg := newFakeLeg(speak(600), key('0'), speak(talk))
+	tr := &fakeTranscriber{writeDelay: 30 * time.Millisecond}
+	h := newHarness(t, Config{InterDigitTimeout: 200 * time.Millisecond}, leg, tr, conv)
+	h.sess.hooks.OnResult = func(r Result, s parley.Signals) Action {
+		if r.WantsHuman {
+			return ActionHandOff
+		}
+		return ActionContinue
+	}
+	out, err := h.run()
+	if err != nil || out.Reason != ReasonHandOff {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	leg.mu.Lock()
+	ticks := leg.ticks
+	leg.mu.Unlock()
+	if all := (600 + talk) / 20; ticks >= all {
+		t.Fatalf("the key was answered after the caller's %d frames of speech (%d frames sent), want while they talked", all, ticks)
+	}
+	inputs, _, _, _ := conv.snapshot()
+	if len(inputs) == 0 || inputs[0].Kind != InputDTMF || inputs[0].Digits != "0" {
+		t.Fatalf("inputs %+v, want the key 0 first", inputs)
+	}
+}
+
 // A caller who hangs up while the AI speaks may break the writes before
 // the reader has read their hang-up: it is still a hang-up, not a drop.
 func TestHangupSeenAfterAFailedWriteIsAHangup(t *testing.T) {

@@ -269,6 +269,21 @@ func TestPool(t *testing.T) {
 	if _, err := s4.Finish(); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Finish without a decoder: got %v, want deadline exceeded", err)
 	}
+	// A waiting stream whose context lives on still fails after
+	// finishWait rather than waiting for good.
+	defer func(w time.Duration) { finishWait = w }(finishWait)
+	finishWait = 50 * time.Millisecond
+	s6, err := r.start(ctx, dialog.ModeOpen, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s6.Write(make([]int16, 1600)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s6.Finish(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Finish without a decoder past finishWait: got %v, want deadline exceeded", err)
+	}
+	finishWait = time.Minute
 	// A waiting stream buffers at most maxBacklog.
 	s5, err := r.start(ctx, dialog.ModeOpen, false)
 	if err != nil {

@@ -158,10 +158,20 @@ var cmnPrior = 20.0
 // 36.2 %, whole utterance 7.8 / 34.1 %.
 var livePrime = 3 * sampleRate / 2
 
+// finishWait bounds how long Finish waits for a decoder for a stream that
+// never got one. A decoder is normally free within an utterance's length;
+// but a call's later utterance holds a decoder until its own turn finishes
+// it, after this one, so when every decoder is held that way by calls whose
+// earlier turn waits here, only this bound ends the wait (it once left 8
+// calls silent for good when 8 decoders were held so). The turn then fails
+// as a recognition failure ("sorry, could you say that again") and the
+// later turns release their decoders.
+var finishWait = 8 * time.Second
+
 // Finish ends the utterance, returns the decoder to the pool and maps the
 // best path to a Transcript with calibrated confidences. A stream still
 // waiting for a decoder waits for one here, until the context given to
-// Start ends.
+// Start ends or for finishWait.
 func (s *stream) Finish() (dialog.Transcript, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -170,7 +180,9 @@ func (s *stream) Finish() (dialog.Transcript, error) {
 	}
 	s.ended = true
 	if s.d == nil && s.err == nil {
-		d, err := s.r.acquire(s.ctx)
+		wctx, cancel := context.WithTimeout(s.ctx, finishWait)
+		d, err := s.r.acquire(wctx)
+		cancel()
 		if err != nil {
 			s.backlog = nil
 			return dialog.Transcript{}, err
