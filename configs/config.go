@@ -76,9 +76,11 @@ type WebRTC struct {
 	NATIPs   []string `yaml:"nat_ips"`
 	PortMin  uint16   `yaml:"port_min"`
 	PortMax  uint16   `yaml:"port_max"`
-	// Codecs is the audio codec preference, from "opus" and "pcmu"; an
-	// answer takes the first one the browser offers.
+	// Codecs is the browser callers' audio codec preference, from "opus"
+	// and "pcmu"; an answer takes the first one the browser offers.
 	Codecs []string `yaml:"codecs"`
+	// AgentCodecs is the same for agents' and supervisors' consoles.
+	AgentCodecs []string `yaml:"agent_codecs"`
 }
 
 // Remote is an OpenAI-compatible provider for one stage. An empty BaseURL
@@ -372,12 +374,14 @@ func (c *Config) validate() error {
 			return &KeyError{"webrtc.nat_ips", ip, "not an IP address"}
 		}
 	}
-	if len(c.WebRTC.Codecs) == 0 {
-		return &KeyError{"webrtc.codecs", "[]", "want at least one of opus, pcmu"}
-	}
-	for _, codec := range c.WebRTC.Codecs {
-		if codec != "opus" && codec != "pcmu" {
-			return &KeyError{"webrtc.codecs", codec, "want opus or pcmu"}
+	for key, codecs := range map[string][]string{"webrtc.codecs": c.WebRTC.Codecs, "webrtc.agent_codecs": c.WebRTC.AgentCodecs} {
+		if len(codecs) == 0 {
+			return &KeyError{key, "[]", "want at least one of opus, pcmu"}
+		}
+		for _, codec := range codecs {
+			if codec != "opus" && codec != "pcmu" {
+				return &KeyError{key, codec, "want opus or pcmu"}
+			}
 		}
 	}
 	for _, r := range []struct {

@@ -23,8 +23,8 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Dialog.EndSilence != 700*time.Millisecond || c.Speech.Voice != "slt" {
 		t.Fatalf("dialog/speech defaults: %+v %+v", c.Dialog, c.Speech)
 	}
-	if strings.Join(c.WebRTC.Codecs, ",") != "opus,pcmu" {
-		t.Fatalf("webrtc codecs %v, want [opus pcmu]", c.WebRTC.Codecs)
+	if strings.Join(c.WebRTC.Codecs, ",") != "opus,pcmu" || strings.Join(c.WebRTC.AgentCodecs, ",") != "pcmu,opus" {
+		t.Fatalf("webrtc codecs %v / agents %v, want [opus pcmu] / [pcmu opus]", c.WebRTC.Codecs, c.WebRTC.AgentCodecs)
 	}
 }
 
@@ -96,6 +96,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"voice", "", map[string]string{"PARLEY_TTS_VOICE": "hal"}, "speech.voice"},
 		{"codec", "webrtc:\n  codecs: [opus, g722]\n", nil, "webrtc.codecs"},
 		{"no codec", "webrtc:\n  codecs: []\n", nil, "webrtc.codecs"},
+		{"agent codec", "webrtc:\n  agent_codecs: [pcma]\n", nil, "webrtc.agent_codecs"},
 		{"duration range", "dialog:\n  end_silence: 10ms\n", nil, "dialog.end_silence"},
 		{"duration syntax", "dialog:\n  end_silence: soon\n", nil, "end_silence"},
 		{"unknown key", "listne: 1.2.3.4:5\n", nil, "listne"},

@@ -119,7 +119,7 @@ func runBenchBridges(ctx context.Context, args []string, stdout, stderr io.Write
 	create := fs.Bool("create-agents", false, "--target: first create the missing agent accounts in the store the server's config names (--config, PARLEY_*)")
 	cfgPath := fs.String("config", "", "--target with --create-agents: the server's YAML configuration")
 	serverPID := fs.Int("server-pid", 0, "--target: read the server's CPU and memory from /proc/PID (default: its /metrics process figures)")
-	codec := fs.String("codec", mwebrtc.CodecOpus, "the agents' WebRTC audio codec: opus (as browsers negotiate with parley) or pcmu")
+	codec := fs.String("codec", mwebrtc.CodecPCMU, "the agents' WebRTC audio codec: pcmu (what the server prefers for agents, webrtc.agent_codecs) or opus")
 	niceness := fs.Int("nice", 0, "--target/--spawn: lower this process's priority (the load) by this much, so the server keeps its clock")
 	if err := fs.Parse(args); err != nil {
 		return err

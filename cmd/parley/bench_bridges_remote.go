@@ -148,7 +148,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	tr := &http.Transport{MaxIdleConns: 4 * o.n, MaxIdleConnsPerHost: 4 * o.n, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	rb := &remoteBench{base: base, tr: tr, stderr: stderr, speech: benchBabble(30*time.Second, 1),
-		peer: mwebrtc.Config{LoopbackOnly: loopback, Codecs: []string{cmp.Or(o.codec, mwebrtc.CodecOpus)}}}
+		peer: mwebrtc.Config{LoopbackOnly: loopback, Codecs: []string{cmp.Or(o.codec, mwebrtc.CodecPCMU)}}}
 	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 
@@ -189,7 +189,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	if rb.connected() < o.n && o.spawn && ctx.Err() == nil {
 		rb.reportUnbridged(ctx, o.prefix+"supervisor", o.password)
 	}
-	res := &bridgeResult{Mode: "remote", Bridges: o.n, Codec: cmp.Or(o.codec, mwebrtc.CodecOpus), Bridged: rb.connected(), Transcribed: o.transcribe && o.spawn}
+	res := &bridgeResult{Mode: "remote", Bridges: o.n, Codec: cmp.Or(o.codec, mwebrtc.CodecPCMU), Bridged: rb.connected(), Transcribed: o.transcribe && o.spawn}
 	fmt.Fprintf(stderr, "bench bridges: %d of %d bridged (%d accept failures); measuring %v\n", res.Bridged, o.n, rb.failures.Load(), o.dur)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

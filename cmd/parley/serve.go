@@ -154,6 +154,8 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		Codecs:       cfg.WebRTC.Codecs,
 		Log:          log,
 	}
+	agentPeer := peer
+	agentPeer.Codecs = cfg.WebRTC.AgentCodecs
 	router, nodes, err := s.joinCluster(ctx)
 	if err != nil {
 		s.close()
@@ -181,7 +183,7 @@ func newServer(ctx context.Context, cfg *configs.Config, log zerolog.Logger) (*s
 		Recording:          recordingOptions(cfg),
 		Survey:             surveyOptions(cfg),
 		Node:               cfg.Node,
-		Peer:               peer,
+		Peer:               agentPeer,
 		Intents:            intentInfo(eng.kb),
 		NoHumanTranscripts: !cfg.Queue.Transcribe,
 	})
