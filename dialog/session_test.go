@@ -953,19 +953,6 @@ func babble(bursts, speechMS, pauseMS int) []step {
 	return s
 }
 
-// seen counts the events of kind the session reported so far.
-func (h *harness) seen(kind EventKind) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, e := range h.events {
-		if e.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
 // sameText gives n streams the same transcript.
 func sameText(n int, text string) []fakeResult {
 	r := make([]fakeResult, n)
@@ -994,7 +981,7 @@ func TestKeyDuringStuckGreetingSurvivesSpeechThatEndsEarly(t *testing.T) {
 	// The greeting is still stuck once the caller's first words ended
 	// early and were continued (a second speech start).
 	script = append(script, waitFor("speech continued after an early end", func(*fakeLeg) bool {
-		return h.seen(EventSpeechStart) >= 2
+		return h.count(EventSpeechStart) >= 2
 	}), step{do: func(parley.LegHandler) { close(gate) }})
 	script = append(script, babble(12, 800, 400)...)
 	leg := newFakeLeg(append(script, step{hangup: true})...)

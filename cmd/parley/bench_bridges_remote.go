@@ -80,6 +80,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	var srv *exec.Cmd
 	var prof *benchProfiler
 	token := o.token
+	o.codec = cmp.Or(o.codec, mwebrtc.CodecPCMU)
 	if o.spawn {
 		var err error
 		if o.password == "" {
@@ -148,7 +149,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	tr := &http.Transport{MaxIdleConns: 4 * o.n, MaxIdleConnsPerHost: 4 * o.n, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	rb := &remoteBench{base: base, tr: tr, stderr: stderr, speech: benchBabble(30*time.Second, 1),
-		peer: mwebrtc.Config{LoopbackOnly: loopback, Codecs: []string{cmp.Or(o.codec, mwebrtc.CodecPCMU)}}}
+		peer: mwebrtc.Config{LoopbackOnly: loopback, Codecs: []string{o.codec}}}
 	lctx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 
@@ -189,7 +190,7 @@ func benchBridgesRemote(ctx context.Context, o remoteBridgeOptions, stderr io.Wr
 	if rb.connected() < o.n && o.spawn && ctx.Err() == nil {
 		rb.reportUnbridged(ctx, o.prefix+"supervisor", o.password)
 	}
-	res := &bridgeResult{Mode: "remote", Bridges: o.n, Codec: cmp.Or(o.codec, mwebrtc.CodecPCMU), Bridged: rb.connected(), Transcribed: o.transcribe && o.spawn}
+	res := &bridgeResult{Mode: "remote", Bridges: o.n, Codec: o.codec, Bridged: rb.connected(), Transcribed: o.transcribe && o.spawn}
 	fmt.Fprintf(stderr, "bench bridges: %d of %d bridged (%d accept failures); measuring %v\n", res.Bridged, o.n, rb.failures.Load(), o.dur)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

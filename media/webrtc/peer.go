@@ -147,13 +147,10 @@ func NewPeer(cfg Config, offerSDP string) (*Peer, string, error) {
 
 // NewOffer makes the offering side, as a browser would: a send-receive
 // audio track in the first codec of cfg.Codecs and one data channel per
-// label. The returned offer
-// carries every candidate; pass the far end's answer to SetAnswer. parley
-// uses it to test and load-test its own WebRTC server.
+// label. The returned offer carries every candidate; pass the far end's
+// answer to SetAnswer. parley uses it to test and load-test its own WebRTC
+// server.
 func NewOffer(cfg Config, labels ...string) (*Peer, string, error) {
-	if err := validCodecs(cfg.Codecs); err != nil {
-		return nil, "", err
-	}
 	p, err := newPeer(cfg, cfg.codecs()[0])
 	if err != nil {
 		return nil, "", err

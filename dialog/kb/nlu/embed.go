@@ -1,6 +1,7 @@
 package nlu
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -166,15 +167,7 @@ func buildEmbedding(docs [][]termCount, seed uint64) *embedding {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		switch {
-		case eig[a] > eig[b]:
-			return -1
-		case eig[a] < eig[b]:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(eig[b], eig[a]) })
 	e.vecs = make([]float32, v*d)
 	for i := range v {
 		qi := q[i*p : i*p+p]

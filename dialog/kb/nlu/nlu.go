@@ -44,6 +44,7 @@
 package nlu
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -425,15 +426,7 @@ func (m *Model) top(probs []float64) []Scored {
 			order = append(order, c)
 		}
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		switch {
-		case probs[a] > probs[b]:
-			return -1
-		case probs[a] < probs[b]:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
 	out := make([]Scored, 0, maxTop)
 	for _, c := range order[:min(maxTop, len(order))] {
 		out = append(out, Scored{Intent: m.intents[c], Confidence: probs[c]})
