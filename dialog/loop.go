@@ -722,6 +722,12 @@ func (l *loop) startTurn(job *turnJob) {
 	l.noInput.Stop()
 	l.grace.Stop()
 	ctx, cancel := context.WithCancel(l.ctx)
+	if l.ending == ReasonHandOff {
+		// The caller is being handed off: what they said meanwhile is
+		// recorded, not answered after the transfer announcement. The
+		// turn starts cancelled, so it cannot look before the cancel.
+		cancel()
+	}
 	l.aiNum++
 	ai := &aiTurn{num: l.aiNum, started: time.Now()}
 	s.armFirst.Store(false)
@@ -863,11 +869,6 @@ func (l *loop) next() {
 		l.pending[0] = nil
 		l.pending = l.pending[1:]
 		l.startTurn(job)
-		if l.ending == ReasonHandOff {
-			// The caller is being handed off: what they said meanwhile is
-			// recorded, not answered after the transfer announcement.
-			l.turnCancel()
-		}
 		return
 	}
 	l.resumeListening()
